@@ -1,0 +1,3 @@
+from hivescribe.cli.main import main
+
+main()

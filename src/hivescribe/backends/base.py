@@ -1,0 +1,82 @@
+"""The backend interface: load a model once, then process batches of work items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class InputError(Exception):
+    """The item's input can never succeed (corrupt, wrong kind): fail it permanently."""
+
+
+@dataclass
+class WorkItem:
+    item_id: int
+    token: str
+    task_type: str
+    item_key: str
+    dataset: str
+    shard: str
+    params: dict[str, Any]
+    text: str | None = None  # inline text inputs
+    data: bytes | None = None  # fetched bytes (files, URLs)
+    filename: str | None = None
+
+
+@dataclass
+class Success:
+    output: dict[str, Any]
+    text: str | None = None  # the result's main text (caption, transcript, ...)
+    model: str | None = None
+    quality_score: float | None = None
+
+
+@dataclass
+class Failure:
+    error: str
+    permanent: bool = False
+
+
+Outcome = Success | Failure
+
+
+@dataclass
+class BackendOptions:
+    """What the worker's flags say about models: --model --device --compute-type."""
+
+    model: str | None = None
+    device: str = "auto"
+    compute_type: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Subclasses set ``task_type`` and implement ``process_one`` (or ``process_batch`` for
+    real batching). One bad item fails alone: its exception becomes that item's Failure."""
+
+    task_type: str = ""
+
+    def __init__(self, options: BackendOptions | None = None) -> None:
+        self.options = options or BackendOptions()
+
+    @property
+    def models(self) -> list[str]:
+        return [self.options.model] if self.options.model else []
+
+    def load(self) -> None:
+        """Load weights once, before the first batch."""
+
+    def process_batch(self, items: list[WorkItem]) -> list[Outcome]:
+        return [self._guarded(item) for item in items]
+
+    def process_one(self, item: WorkItem) -> Outcome:
+        raise NotImplementedError
+
+    def _guarded(self, item: WorkItem) -> Outcome:
+        try:
+            return self.process_one(item)
+        except InputError as exc:
+            return Failure(f"bad input: {exc}", permanent=True)
+        except Exception as exc:
+            return Failure(f"{type(exc).__name__}: {exc}", permanent=False)

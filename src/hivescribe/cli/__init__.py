@@ -1,0 +1,1 @@
+"""The hivescribe command line (Typer)."""

@@ -1,0 +1,185 @@
+"""`submit`, `status` and `jobs`: talk to a running coordinator with an admin token."""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hivescribe.cli.common import fail, friendly_errors, print_json
+
+ServerOpt = typer.Option(..., envvar="HIVESCRIBE_SERVER", help="Coordinator URL (http(s) or ws(s)).")
+TokenOpt = typer.Option(..., envvar="HIVESCRIBE_TOKEN", help="An admin token.")
+NoVerifyOpt = typer.Option(False, "--no-verify-ssl", help="Accept a self-signed certificate.")
+SUBMIT_BATCH = 1000
+
+
+def _client(server: str, token: str, no_verify_ssl: bool):  # type: ignore[no-untyped-def]
+    from hivescribe.client import CoordinatorClient
+
+    return CoordinatorClient(server, token, verify_ssl=not no_verify_ssl)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    import json
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            fail(f"--param wants KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def submit(
+    server: str = ServerOpt,
+    token: str = TokenOpt,
+    task: str = typer.Option(..., "--task", help="Task type, e.g. echo, transcription, caption."),
+    source: Path = typer.Option(
+        ..., help="A folder, a .txt list of paths/URLs, or a .parquet/.csv file."
+    ),
+    dataset: str | None = typer.Option(None, help="Dataset name (default: from the source)."),
+    priority: int = typer.Option(0, help="Higher runs first; FIFO within a priority."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Task parameter KEY=VALUE (VALUE parsed as JSON when it can be)."
+    ),
+    column: str | None = typer.Option(None, help="Table column holding the inputs."),
+    key_column: str | None = typer.Option(None, help="Table column holding item keys."),
+    extension: list[str] = typer.Option([], "--ext", help="Folder file extensions to take."),
+    replication: int = typer.Option(1, help="Independent results wanted per item."),
+    upload: bool = typer.Option(
+        True, help="Upload local files to the coordinator (--no-upload: it reads the same paths)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help='Print {"job_id": "..."} only.'),
+    no_verify_ssl: bool = NoVerifyOpt,
+) -> None:
+    """Create a job on a running coordinator from a source, streaming its items in batches.
+
+    Example: hivescribe submit --server http://localhost:8765 --token ADMIN --task echo
+    --source lines.csv --param delay_ms=5
+    """
+    from hivescribe.sources import open_source
+
+    with friendly_errors():
+        src = open_source(
+            source,
+            column=column,
+            key_column=key_column,
+            extensions=extension or None,
+            dataset=dataset,
+        )
+        params = _parse_params(param)
+        client = _client(server, token, no_verify_ssl)
+        job_id = client.create_job(
+            task_type=task,
+            dataset=dataset or src.dataset,
+            params=params,
+            priority=priority,
+            replication=replication,
+            source=str(source),
+        )
+        progress = Progress(
+            TextColumn("submitting"),
+            BarColumn(),
+            TextColumn("{task.completed:,} items"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=as_json,
+        )
+        added = 0
+        with progress:
+            bar = progress.add_task("items", total=None)
+            iterator = iter(src)
+            while batch := list(islice(iterator, SUBMIT_BATCH)):
+                payload = [_item_payload(client, item, upload) for item in batch]
+                added += client.add_items(job_id, payload)
+                progress.update(bar, advance=len(batch))
+    if as_json:
+        print_json({"job_id": job_id})
+    else:
+        Console(stderr=True).print(f"submitted {added:,} items to job", highlight=False)
+        print(job_id)
+
+
+def _item_payload(client: Any, item: Any, upload: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"item_key": item.item_key, "shard": item.shard, "input": item.input}
+    if item.dataset:
+        body["dataset"] = item.dataset
+    if upload and "path" in item.input:
+        blob = client.upload(Path(item.input["path"]))
+        body["input"] = {"blob": blob["blob"]}
+        body["content_hash"] = blob["sha256"]
+    return body
+
+
+def status(
+    server: str = ServerOpt,
+    token: str = TokenOpt,
+    job: str | None = typer.Option(None, help="One job's id (default: list jobs)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    no_verify_ssl: bool = NoVerifyOpt,
+) -> None:
+    """Show a job's status and item counts, or list jobs.
+
+    With --job and --json: {"job_id", "status", "counts": {"pending", "leased", "done",
+    "failed", "cancelled"}, ...}.
+    """
+    with friendly_errors():
+        client = _client(server, token, no_verify_ssl)
+        data: Any = client.job(job) if job else client.jobs()
+    if as_json:
+        print_json(data)
+        return
+    rows = [data] if job else data
+    table = Table("job", "task", "dataset", "status", "done", "failed", "pending", "leased")
+    for j in rows:
+        c = j["counts"]
+        table.add_row(
+            j["job_id"],
+            j["task_type"],
+            j["dataset"],
+            j["status"],
+            f"{c['done']:,}",
+            f"{c['failed']:,}",
+            f"{c['pending']:,}",
+            f"{c['leased']:,}",
+        )
+    Console().print(table)
+
+
+jobs_app = typer.Typer(help="Act on one job: cancel it, or retry its failed items.")
+
+
+@jobs_app.command("cancel")
+def cancel(
+    job_id: str = typer.Argument(..., help="The job's id."),
+    server: str = ServerOpt,
+    token: str = TokenOpt,
+    no_verify_ssl: bool = NoVerifyOpt,
+) -> None:
+    """Cancel a job's pending and leased items (finished ones are kept)."""
+    with friendly_errors():
+        count = _client(server, token, no_verify_ssl).cancel(job_id)
+    print(f"cancelled {count} items")
+
+
+@jobs_app.command("retry-failed")
+def retry_failed(
+    job_id: str = typer.Argument(..., help="The job's id."),
+    server: str = ServerOpt,
+    token: str = TokenOpt,
+    no_verify_ssl: bool = NoVerifyOpt,
+) -> None:
+    """Send a job's failed items back to pending with a fresh set of attempts."""
+    with friendly_errors():
+        count = _client(server, token, no_verify_ssl).retry_failed(job_id)
+    print(f"retrying {count} items")

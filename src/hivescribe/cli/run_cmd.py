@@ -1,0 +1,185 @@
+"""`hivescribe run PATH --task TYPE`: the embedded mode. A coordinator on SQLite in this
+process, N local worker processes, a progress bar, a summary, and the dataset at the end.
+Run it again with the same arguments and it resumes the same job."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from hivescribe.cli.common import fail, friendly_errors
+from hivescribe.cli.jobs_cmd import _parse_params
+
+console = Console(stderr=True, highlight=False)
+
+
+def run(
+    path: Path = typer.Argument(..., help="A folder, a .txt list, or a .parquet/.csv file."),
+    task: str = typer.Option(..., "--task", help="Task type, e.g. echo."),
+    workers: int = typer.Option(2, min=1, max=64, help="Local worker processes."),
+    model: str | None = typer.Option(None, help="Model id or path for the workers' backend."),
+    data_dir: Path = typer.Option(
+        Path("./hivescribe_data"), envvar="HIVESCRIBE_DATA_DIR", help="Database, blobs, dataset."
+    ),
+    param: list[str] = typer.Option([], "--param", help="Task parameter KEY=VALUE."),
+    column: str | None = typer.Option(None, help="Table column holding the inputs."),
+    batch_size: int = typer.Option(32, min=1, help="Items per claim."),
+) -> None:
+    """Process PATH on this machine and write the dataset to DATA_DIR/dataset.
+
+    Example: hivescribe run ./sentences.csv --task echo --workers 2 --param delay_ms=5
+    """
+    from hivescribe.config import OrchestratorConfig
+    from hivescribe.coordinator import Coordinator
+    from hivescribe.coordinator.embedded import EmbeddedCoordinator
+    from hivescribe.dataset import export_dataset
+    from hivescribe.domain import parse_task_type
+    from hivescribe.domain.inputs import check_params
+    from hivescribe.sources import open_source
+    from hivescribe.store import open_store
+
+    started = time.monotonic()
+    with friendly_errors():
+        task_type = parse_task_type(task)
+        params = check_params(task_type, _parse_params(param))
+        source = open_source(path, column=column)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        worker_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        config = OrchestratorConfig.model_validate(
+            {
+                "storage": {"data_dir": data_dir},
+                "auth": {
+                    "worker_tokens": [{"token": worker_token, "name": "local"}],
+                    "admin_tokens": [admin_token],
+                },
+                "lease_ttl_s": 60,
+            }
+        )
+        store = open_store(None, data_dir, lease_ttl_s=config.lease_ttl_s)
+        source_id = str(path.resolve())
+        job = store.jobs.find_job(task_type=task_type.value, source=source_id, params=params)
+        job_id = job.id if job else store.jobs.create_job(
+            task_type=task_type.value, dataset=source.dataset, owner="local", params=params,
+            source=source_id,
+        )  # fmt: skip
+        with console.status("reading the source"):
+            added = store.jobs.add_items(job_id, source)
+        console.print(
+            f"{'resuming' if job else 'created'} job {job_id}: {added:,} new items "
+            f"({store.jobs.status(job_id)['total']:,} in all)"
+        )
+        store.queue.retry_failed(job_id)  # a new run gives earlier failures another chance
+        embedded = EmbeddedCoordinator(Coordinator.build(config, store))
+        embedded.start()
+        procs = _start_workers(embedded.url, worker_token, data_dir, workers, task, model, batch_size)
+        interrupted = False
+        try:
+            _follow(store, job_id, procs)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            _stop_workers(procs)
+            embedded.stop()
+        status = store.jobs.status(job_id)
+        out_dir = data_dir / "dataset"
+        with console.status("writing the dataset"):
+            export_dataset(store.db, out_dir)
+        failures = list(store.jobs.failed_items(job_id, limit=1000))
+        store.close()
+    _summary(status, failures, out_dir, time.monotonic() - started, interrupted)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def _start_workers(
+    url: str, token: str, data_dir: Path, n: int, task: str, model: str | None, batch: int
+) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "HIVESCRIBE_TOKEN": token}
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    procs = []
+    for i in range(n):
+        command = [
+            sys.executable, "-m", "hivescribe", "worker", "--server", url.replace("http", "ws"),
+            "--name", f"local-{i + 1}", "--task", task, "--batch-size", str(batch),
+            "--state-dir", str(data_dir / "workers" / f"local-{i + 1}"),
+        ]  # fmt: skip
+        if model:
+            command += ["--model", model]
+        log = (logs / f"worker-{i + 1}.log").open("ab")
+        procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def _follow(store: Any, job_id: str, procs: list[subprocess.Popen[bytes]]) -> None:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]} items/s"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        counts = store.jobs.counts(job_id)
+        total = sum(counts.values())
+        bar = progress.add_task("processing", total=total, rate="-", failed=0)
+        first = finished = counts["done"] + counts["failed"] + counts["cancelled"]
+        t0 = time.monotonic()
+        while finished < total:
+            time.sleep(0.5)
+            if all(p.poll() is not None for p in procs):
+                fail("every worker process exited; see the logs in DATA_DIR/logs", 1)
+            counts = store.jobs.counts(job_id)
+            finished = counts["done"] + counts["failed"] + counts["cancelled"]
+            rate = (finished - first) / max(time.monotonic() - t0, 1e-6)
+            progress.update(bar, completed=finished, rate=f"{rate:,.1f}", failed=counts["failed"])
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _summary(
+    status: dict[str, Any], failures: list[dict[str, Any]], out: Path, took: float, stopped: bool
+) -> None:
+    counts = status["counts"]
+    console.print(
+        f"\n[bold]{'stopped' if stopped else 'finished'}[/] in {took:,.1f} s: "
+        f"{counts['done']:,} done, {counts['failed']:,} failed, "
+        f"{counts['pending'] + counts['leased']:,} left"
+    )
+    if failures:
+        reasons = Counter(f["last_error"] for f in failures)
+        for reason, n in reasons.most_common(5):
+            console.print(f"  [red]{n} failed:[/] {reason}")
+    console.print(f"dataset: {out}/captions.parquet (and jobs, contributors, items)")
+    if stopped or counts["pending"] + counts["leased"]:
+        console.print("run the same command again to resume")

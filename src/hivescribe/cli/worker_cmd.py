@@ -1,0 +1,114 @@
+"""`hivescribe worker`: pull work from a coordinator and run it on this machine's models."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from pathlib import Path
+
+import typer
+
+from hivescribe.cli.common import ConfigOpt, fail, friendly_errors, settings_from, setup_logging
+
+
+def worker(
+    server: str | None = typer.Option(
+        None,
+        envvar="HIVESCRIBE_SERVER",
+        help="Coordinator URL; its scheme picks the transport: ws:// wss:// http:// https://",
+    ),
+    token: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_TOKEN", help="A worker token from the coordinator's config."
+    ),
+    name: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_NAME", help="This worker's name (default: the host name)."
+    ),
+    task: list[str] | None = typer.Option(
+        None, "--task", help="Task type to serve; repeat for several (default: all installed)."
+    ),
+    batch_size: int | None = typer.Option(
+        None, envvar="HIVESCRIBE_BATCH_SIZE", help="Items per claim (default 32)."
+    ),
+    model: str | None = typer.Option(None, help="Model id or path for the backend."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 or auto."),
+    compute_type: str | None = typer.Option(None, help="float16, int8, ... (backend-specific)."),
+    state_dir: Path | None = typer.Option(
+        None, envvar="HIVESCRIBE_STATE_DIR", help="Outbox and worker id (default per name)."
+    ),
+    no_verify_ssl: bool = typer.Option(
+        False, "--no-verify-ssl", help="Accept a self-signed certificate (testing only)."
+    ),
+    heartbeat_interval: float | None = typer.Option(None, help="Seconds between heartbeats."),
+    config: Path | None = ConfigOpt,
+    log_level: str = typer.Option("info", envvar="HIVESCRIBE_LOG_LEVEL"),
+) -> None:
+    """Connect to a coordinator, claim batches, run them, and send results back.
+
+    Results wait in an on-disk outbox until the coordinator acknowledges them; the worker
+    reconnects by itself when the coordinator goes away, and on SIGTERM finishes its current
+    batch, submits, and gives back what it had not started.
+
+    Example: hivescribe worker --server ws://localhost:8765 --token T --name gpu-1 --task echo
+    """
+    from hivescribe.backends import BackendOptions, available_task_types, load_backend
+    from hivescribe.worker import Worker, WorkerOptions
+    from hivescribe.worker.state import default_state_dir
+    from hivescribe.worker.transport import AuthFailed
+
+    setup_logging(log_level)
+    with friendly_errors():
+        settings = settings_from(
+            config,
+            {
+                "worker": {
+                    "server": server,
+                    "token": token,
+                    "name": name,
+                    "tasks": task or None,
+                    "batch_size": batch_size,
+                    "model": model,
+                    "device": device,
+                    "compute_type": compute_type,
+                    "heartbeat_interval": heartbeat_interval,
+                    "verify_ssl": False if no_verify_ssl else None,
+                    "state_dir": state_dir,
+                }
+            },
+        )
+        cfg = settings.worker
+        if not cfg.server:
+            fail("no coordinator: pass --server ws://HOST:8765 (or set HIVESCRIBE_SERVER)")
+        if cfg.token is None:
+            fail("no token: pass --token (or set HIVESCRIBE_TOKEN)")
+        worker_name = cfg.name or socket.gethostname()
+        options = BackendOptions(model=cfg.model, device=cfg.device, compute_type=cfg.compute_type)
+        tasks = cfg.tasks or available_task_types()
+        backends = {t: load_backend(t, options) for t in tasks}
+        runtime = Worker(
+            WorkerOptions(
+                server=cfg.server,
+                token=cfg.token.get_secret_value(),
+                name=worker_name,
+                state_dir=cfg.state_dir or default_state_dir(worker_name),
+                batch_size=cfg.batch_size,
+                verify_ssl=cfg.verify_ssl,
+                heartbeat_interval_s=cfg.heartbeat_interval,
+                prefetch_batches=cfg.prefetch_batches,
+                backend_options=options,
+            ),
+            backends,
+        )
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.request_stop)
+            await runtime.run()
+
+        try:
+            asyncio.run(main())
+        except AuthFailed as exc:
+            fail(f"the coordinator refused this worker: {exc}", 1)
+        except RuntimeError as exc:
+            fail(str(exc), 1)

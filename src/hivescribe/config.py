@@ -1,0 +1,219 @@
+"""One Settings object: config.yaml, then HIVESCRIBE_* environment variables, then flags.
+
+The file's shape is spec/captionflow.md's config.yaml (orchestrator, worker, monitor).
+Nested keys come from the environment as ``HIVESCRIBE_ORCHESTRATOR__PORT=9000``; the CLI's
+own flags also read flat variables (``HIVESCRIBE_DATABASE_URL``, ``HIVESCRIBE_TOKEN`` ...),
+listed in ``FLAG_ENV_VARS``. An unknown key or variable, or a bad value, is a ValidationError
+that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hivescribe.domain.errors import ValidationError
+
+ENV_PREFIX = "HIVESCRIBE_"
+
+# Flat variables read by CLI flags (Typer's envvar=); they are known, not typos.
+FLAG_ENV_VARS = frozenset(
+    {
+        "HIVESCRIBE_CONFIG",
+        "HIVESCRIBE_DATA_DIR",
+        "HIVESCRIBE_DATABASE_URL",
+        "HIVESCRIBE_HOST",
+        "HIVESCRIBE_PORT",
+        "HIVESCRIBE_CERT",
+        "HIVESCRIBE_KEY",
+        "HIVESCRIBE_SERVER",
+        "HIVESCRIBE_TOKEN",
+        "HIVESCRIBE_NAME",
+        "HIVESCRIBE_TASKS",
+        "HIVESCRIBE_BATCH_SIZE",
+        "HIVESCRIBE_STATE_DIR",
+        "HIVESCRIBE_LEASE_TTL_S",
+        "HIVESCRIBE_LOG_LEVEL",
+    }
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SSLConfig(_Section):
+    cert: Path | None = None
+    key: Path | None = None
+
+
+class StorageConfig(_Section):
+    data_dir: Path = Path("./hivescribe_data")
+    checkpoint_interval: int = Field(1000, gt=0)
+
+
+class WorkerTokenConfig(_Section):
+    token: SecretStr = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class AuthConfig(_Section):
+    worker_tokens: list[WorkerTokenConfig] = []
+    admin_tokens: list[SecretStr] = []
+
+
+class OrchestratorConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    ssl: SSLConfig = SSLConfig()
+    storage: StorageConfig = StorageConfig()
+    auth: AuthConfig = AuthConfig()
+    database_url: str | None = None
+    lease_ttl_s: float = Field(60.0, gt=0, le=86400)
+    reaper_interval_s: float = Field(2.0, gt=0, le=10)
+    max_attempts: int = Field(3, ge=1, le=100)
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(300.0, ge=0)
+    claim_wait_max_s: float = Field(30.0, ge=0, le=300)
+    max_batch_size: int = Field(1024, ge=1)
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1024)
+
+
+class WorkerConfig(_Section):
+    server: str | None = None
+    token: SecretStr | None = None
+    name: str | None = None
+    tasks: list[str] = []
+    batch_size: int = Field(32, ge=1, le=4096)
+    model: str | None = None
+    device: str = "auto"
+    compute_type: str = "default"
+    max_retries: int = Field(3, ge=0)
+    heartbeat_interval: float = Field(30.0, gt=0)
+    verify_ssl: bool = True
+    state_dir: Path | None = None
+    prefetch_batches: int = Field(1, ge=0, le=16)
+
+
+class MonitorConfig(_Section):
+    refresh_rate: float = Field(1.0, gt=0)
+    show_contributors: bool = True
+    show_quality_metrics: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    worker: WorkerConfig = WorkerConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: flags (init), then the environment, then the YAML file.
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The config file named by load_settings, read once."""
+
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a config.yaml into a mapping, with errors that name the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValidationError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse HIVESCRIBE_* variables that name no setting (a typo would otherwise be ignored)."""
+    for name in environ:
+        if not name.startswith(ENV_PREFIX) or name in FLAG_ENV_VARS:
+            continue
+        if name.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        model: type[BaseModel] | None = Settings
+        for part in path:
+            fields = model.model_fields if model is not None else {}
+            if part not in fields:
+                raise ValidationError(
+                    f"environment variable {name} names no setting; nested settings are "
+                    f"spelled like HIVESCRIBE_ORCHESTRATOR__PORT"
+                )
+            annotation = fields[part].annotation
+            model = annotation if isinstance(annotation, type) and issubclass(
+                annotation, BaseModel
+            ) else None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from the file, then the environment, then ``overrides`` (flags; None = unset)."""
+    environ = os.environ if environ is None else environ
+    check_environment(environ)
+    _YamlSource.data = read_config_file(config_file) if config_file else {}
+    try:
+        return Settings(**_drop_none(dict(overrides or {})))
+    except pydantic.ValidationError as exc:
+        origin = f" (from {config_file}, HIVESCRIBE_* variables or flags)" if config_file else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValidationError(f"bad configuration{origin}: {problems}") from None
+    finally:
+        _YamlSource.data = {}
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """Flags left unset arrive as None; they must not hide the file or the environment."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,117 @@
+"""The FastAPI application: routers, the one exception handler, limits, background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hivescribe import __version__
+from hivescribe.coordinator import jobs_api, worker_http, worker_ws
+from hivescribe.coordinator.deps import Coordinator
+from hivescribe.domain.errors import AuthError, HivescribeError, PayloadTooLargeError
+
+log = logging.getLogger(__name__)
+
+
+def create_app(coord: Coordinator) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(_reap_forever(coord))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+
+    app = FastAPI(
+        title="hivescribe coordinator",
+        version=__version__,
+        description="Hands AI media work to workers and keeps every result exactly once.",
+        lifespan=lifespan,
+    )
+    app.state.coordinator = coord
+    app.include_router(worker_http.router)
+    app.include_router(worker_ws.router)
+    app.include_router(jobs_api.router)
+    app.add_middleware(BodyLimit, max_bytes=coord.config.max_message_bytes)
+
+    @app.exception_handler(HivescribeError)
+    async def on_error(request: Request, exc: HivescribeError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) else None
+        if exc.status_code >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.detail)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, 422)
+
+    @app.get("/health", tags=["system"], summary="Liveness and database reachability")
+    async def health() -> dict[str, Any]:
+        def ping() -> None:
+            with coord.store.db.read() as conn:
+                conn.exec_driver_sql("SELECT 1")
+
+        await to_thread.run_sync(ping)
+        return {"status": "ok", "version": __version__, "database": coord.store.db.dialect}
+
+    return app
+
+
+async def _reap_forever(coord: Coordinator) -> None:
+    """Requeue expired leases every reaper_interval_s (PostgreSQL: one replica at a time)."""
+    while True:
+        await asyncio.sleep(coord.config.reaper_interval_s)
+        try:
+            reaped = await to_thread.run_sync(coord.store.queue.reap)
+        except Exception:
+            log.exception("lease reaper failed; trying again")
+            continue
+        if reaped:
+            log.info("requeued %d items whose lease expired", reaped)
+            coord.service.notify_work()
+
+
+class BodyLimit:
+    """Refuse HTTP bodies over ``max_bytes`` (413) before they are read whole.
+    Uploads to /api/v1/blobs have their own, larger limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/api/v1/blobs"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = JSONResponse(
+                {"detail": f"request body is over the {self.max_bytes} byte limit"}, 413
+            )
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise PayloadTooLargeError(f"request body is over the {self.max_bytes} byte limit")
+            return message
+
+        await self.app(scope, limited, send)

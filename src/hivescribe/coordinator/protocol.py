@@ -1,0 +1,140 @@
+"""The worker protocol's messages, shared by the WebSocket and HTTP transports.
+
+Over WebSocket each message has ``type`` and (except ``auth``) an ``id`` that the reply echoes,
+so a worker may have a long-polling claim and a result submission in flight at once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WorkerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Token = Annotated[str, Field(min_length=1, max_length=128)]
+RequestId = int | Annotated[str, Field(max_length=64)]
+MAX_REFS = 10_000
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Capabilities(BaseModel):
+    """What a worker can do; extra keys (languages, gpu name, ...) are kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tasks: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+    models: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list, max_length=256
+    )
+    batch_size: int = Field(1, ge=1, le=100_000)
+
+
+class LeaseRefIn(_Msg):
+    item_id: int = Field(ge=1)
+    token: Token
+
+
+class ResultBody(_Msg):
+    item_id: int = Field(ge=1)
+    token: Token
+    output: dict[str, Any]
+    text: str | None = None
+    model: str | None = Field(None, max_length=300)
+    quality_score: float | None = None
+    blob_key: str | None = Field(None, max_length=1000)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class FailureBody(_Msg):
+    item_id: int = Field(ge=1)
+    token: Token
+    error: str = Field(max_length=10_000)
+    permanent: bool = False
+
+
+# -- WebSocket messages ---------------------------------------------------------------------
+
+
+class AuthMsg(_Msg):
+    type: Literal["auth"]
+    token: str = Field(max_length=1024)
+    worker_id: WorkerId
+    name: str = Field(min_length=1, max_length=200)
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+
+
+class ClaimMsg(_Msg):
+    type: Literal["claim"]
+    id: RequestId
+    max_items: int = Field(ge=1)
+    wait_s: float = Field(0.0, ge=0, le=300)
+
+
+class HeartbeatMsg(_Msg):
+    type: Literal["heartbeat"]
+    id: RequestId
+    leases: list[LeaseRefIn] = Field(max_length=MAX_REFS)
+
+
+class ResultsMsg(_Msg):
+    type: Literal["results"]
+    id: RequestId
+    results: list[ResultBody] = Field(max_length=MAX_REFS)
+
+
+class FailMsg(_Msg):
+    type: Literal["fail"]
+    id: RequestId
+    failures: list[FailureBody] = Field(max_length=MAX_REFS)
+
+
+class ReleaseMsg(_Msg):
+    type: Literal["release"]
+    id: RequestId
+    leases: list[LeaseRefIn] = Field(max_length=MAX_REFS)
+    reason: str = Field("released by worker", max_length=1000)
+
+
+WorkerMsg = Annotated[
+    ClaimMsg | HeartbeatMsg | ResultsMsg | FailMsg | ReleaseMsg, Field(discriminator="type")
+]
+
+
+class WorkerEnvelope(BaseModel):
+    msg: WorkerMsg
+
+
+# -- HTTP bodies ------------------------------------------------------------------------------
+
+
+class HttpClaim(_Msg):
+    worker_id: WorkerId
+    name: str = Field(min_length=1, max_length=200)
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    max_items: int = Field(ge=1)
+    wait_s: float = Field(0.0, ge=0, le=300)
+
+
+class HttpHeartbeat(_Msg):
+    worker_id: WorkerId
+    leases: list[LeaseRefIn] = Field(max_length=MAX_REFS)
+
+
+class HttpResults(_Msg):
+    worker_id: WorkerId
+    results: list[ResultBody] = Field(max_length=MAX_REFS)
+
+
+class HttpFail(_Msg):
+    worker_id: WorkerId
+    failures: list[FailureBody] = Field(max_length=MAX_REFS)
+
+
+class HttpRelease(_Msg):
+    worker_id: WorkerId
+    leases: list[LeaseRefIn] = Field(max_length=MAX_REFS)
+    reason: str = Field("released by worker", max_length=1000)

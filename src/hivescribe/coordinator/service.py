@@ -1,0 +1,213 @@
+"""The worker service: one layer behind both transports (WebSocket and HTTP).
+
+It turns protocol messages into store calls (run in threads, the store being synchronous),
+keeps track of which leases each WebSocket session holds so a closed connection releases them
+at once, and wakes long-polling claims when work arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from anyio import to_thread
+
+from hivescribe.config import OrchestratorConfig
+from hivescribe.coordinator.auth import Principal
+from hivescribe.coordinator.protocol import Capabilities, FailureBody, LeaseRefIn, ResultBody
+from hivescribe.domain import TASK_TYPES, NotFoundError, ValidationError
+from hivescribe.store import FailureIn, Lease, LeaseRef, ResultIn, Store
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0  # long-polls also re-check this often (backoffs ending, other replicas)
+HTTP_REFRESH_S = 30.0  # an HTTP worker's registry row is refreshed at most this often
+
+
+@dataclass
+class WorkerSession:
+    worker_id: str
+    name: str
+    contributor_id: str
+    tasks: list[str]
+    transport: str
+    leases: dict[int, str] = field(default_factory=dict)  # item_id -> token, for this session
+
+
+class WorkerService:
+    def __init__(self, store: Store, config: OrchestratorConfig) -> None:
+        self.store = store
+        self.config = config
+        self._wake: asyncio.Event | None = None
+        self._http_seen: dict[str, float] = {}
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def hello(
+        self, principal: Principal, worker_id: str, name: str, caps: Capabilities, transport: str
+    ) -> WorkerSession:
+        unknown = [t for t in caps.tasks if t not in TASK_TYPES]
+        if unknown:
+            raise ValidationError(
+                f"unknown task type(s) {', '.join(unknown)}; known: {', '.join(TASK_TYPES)}"
+            )
+        session = WorkerSession(
+            worker_id=worker_id,
+            name=name,
+            contributor_id=principal.name,
+            tasks=list(caps.tasks) or list(TASK_TYPES),
+            transport=transport,
+        )
+        await to_thread.run_sync(
+            lambda: self.store.registry.worker_online(
+                worker_id,
+                name=name,
+                contributor_id=principal.name,
+                capabilities=caps.model_dump(),
+                transport=transport,
+            )
+        )
+        return session
+
+    async def http_session(
+        self, principal: Principal, worker_id: str, name: str, caps: Capabilities
+    ) -> WorkerSession:
+        """HTTP is stateless: each claim names the worker; the registry is refreshed lazily."""
+        now = time.monotonic()
+        if now - self._http_seen.get(worker_id, -HTTP_REFRESH_S) >= HTTP_REFRESH_S:
+            session = await self.hello(principal, worker_id, name, caps, "http")
+            self._http_seen[worker_id] = now
+            return session
+        return WorkerSession(
+            worker_id, name, principal.name, list(caps.tasks) or list(TASK_TYPES), "http"
+        )
+
+    async def disconnected(self, session: WorkerSession) -> None:
+        """A closed WebSocket gives back every lease it still holds, at once."""
+        refs = [LeaseRef(i, t) for i, t in session.leases.items()]
+        session.leases.clear()
+        if refs:
+            ack = await to_thread.run_sync(
+                lambda: self.store.queue.release(session.worker_id, refs, "worker disconnected")
+            )
+            log.info("worker %s disconnected: released %d leases", session.name, len(ack.accepted))
+            self.notify_work()
+        await to_thread.run_sync(lambda: self.store.registry.worker_offline(session.worker_id))
+
+    # -- work --------------------------------------------------------------------------------
+
+    def notify_work(self) -> None:
+        """Wake every long-polling claim in this process."""
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    def _wake_event(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    async def claim(
+        self, session: WorkerSession, max_items: int, wait_s: float
+    ) -> list[dict[str, Any]]:
+        max_items = min(max_items, self.config.max_batch_size)
+        deadline = time.monotonic() + min(wait_s, self.config.claim_wait_max_s)
+        while True:
+            wake = self._wake_event()
+            leases = await to_thread.run_sync(
+                lambda: self.store.queue.claim(session.worker_id, session.tasks, max_items)
+            )
+            remaining = deadline - time.monotonic()
+            if leases or remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(wake.wait(), min(remaining, POLL_INTERVAL_S))
+            except TimeoutError:
+                pass
+        for lease in leases:
+            session.leases[lease.item_id] = lease.token
+        return [lease_to_wire(lease) for lease in leases]
+
+    async def heartbeat(self, session: WorkerSession, refs: Sequence[LeaseRefIn]) -> dict[str, Any]:
+        ack = await to_thread.run_sync(
+            lambda: self.store.queue.heartbeat(
+                session.worker_id, [LeaseRef(r.item_id, r.token) for r in refs]
+            )
+        )
+        for item_id in ack.lost:
+            session.leases.pop(item_id, None)
+        return {"extended": ack.extended, "lost": ack.lost, "expires_at": ack.expires_at}
+
+    async def submit(self, session: WorkerSession, batch: Sequence[ResultBody]) -> dict[str, Any]:
+        results = [ResultIn(**r.model_dump()) for r in batch]
+        ack = await to_thread.run_sync(
+            lambda: self.store.queue.complete(session.worker_id, session.contributor_id, results)
+        )
+        self._forget(session, ack.accepted + ack.stale)
+        return {"accepted": ack.accepted, "stale": ack.stale}
+
+    async def fail(self, session: WorkerSession, failures: Sequence[FailureBody]) -> dict[str, Any]:
+        items = [FailureIn(**f.model_dump()) for f in failures]
+        ack = await to_thread.run_sync(lambda: self.store.queue.fail(session.worker_id, items))
+        self._forget(session, ack.accepted + ack.stale)
+        if ack.accepted:
+            self.notify_work()
+        return {"accepted": ack.accepted, "stale": ack.stale}
+
+    async def release(
+        self, session: WorkerSession, refs: Sequence[LeaseRefIn], reason: str
+    ) -> dict[str, Any]:
+        lease_refs = [LeaseRef(r.item_id, r.token) for r in refs]
+        ack = await to_thread.run_sync(
+            lambda: self.store.queue.release(session.worker_id, lease_refs, reason)
+        )
+        self._forget(session, ack.accepted + ack.stale)
+        if ack.accepted:
+            self.notify_work()
+        return {"accepted": ack.accepted, "stale": ack.stale}
+
+    async def lease_input(self, worker_id: str, item_id: int, token: str) -> dict[str, Any]:
+        """The stored input of an item, for its live leaseholder only (else 404)."""
+        found = await to_thread.run_sync(
+            lambda: self.store.queue.lease_input(worker_id, LeaseRef(item_id, token))
+        )
+        if found is None:
+            raise NotFoundError(f"item {item_id} is not leased to this worker with that token")
+        return found
+
+    @staticmethod
+    def _forget(session: WorkerSession, item_ids: Sequence[int]) -> None:
+        for item_id in item_ids:
+            session.leases.pop(item_id, None)
+
+
+def lease_to_wire(lease: Lease) -> dict[str, Any]:
+    """A lease as sent to a worker. Bytes the coordinator holds are named by a URL to fetch
+    with the lease token; inline text and external URLs are passed as they are."""
+    source = lease.input
+    if "path" in source or "blob" in source:
+        name = PurePosixPath(str(source.get("path") or source.get("blob"))).name
+        wire_input: dict[str, Any] = {
+            "fetch": f"/api/v1/worker/items/{lease.item_id}/input",
+            "filename": name,
+        }
+    else:
+        wire_input = dict(source)
+    return {
+        "item_id": lease.item_id,
+        "token": lease.token,
+        "attempt": lease.attempt,
+        "expires_at": lease.expires_at,
+        "job_id": lease.job_id,
+        "task_type": lease.task_type,
+        "dataset": lease.dataset,
+        "shard": lease.shard,
+        "item_key": lease.item_key,
+        "params": lease.params,
+        "input": wire_input,
+    }

@@ -1,0 +1,32 @@
+"""Task types, named alike in the CLI (--task), the API and the dataset."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from hivescribe.domain.errors import ValidationError
+
+
+class TaskType(StrEnum):
+    CAPTION = "caption"
+    TRANSCRIPTION = "transcription"
+    VIDEO_TRANSCRIPTION = "video-transcription"
+    TTS = "tts"
+    SUMMARIZATION = "summarization"
+    TEXT_TRANSLATION = "text-translation"
+    DOCUMENT_TRANSLATION = "document-translation"
+    OCR = "ocr"
+    ECHO = "echo"  # returns its input after delay_ms: for smoke tests and benchmarks
+
+
+TASK_TYPES: tuple[str, ...] = tuple(t.value for t in TaskType)
+
+
+def parse_task_type(name: str) -> TaskType:
+    """The TaskType called ``name``, or a ValidationError that lists the known ones."""
+    try:
+        return TaskType(name)
+    except ValueError:
+        raise ValidationError(
+            f"unknown task type {name!r}; known task types: {', '.join(TASK_TYPES)}"
+        ) from None

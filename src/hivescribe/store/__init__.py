@@ -1,0 +1,75 @@
+"""The only code that talks to the database: tables, migrations, and the work queue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hivescribe.domain import RetryPolicy
+from hivescribe.store.db import Database, normalize_url, sqlite_url
+from hivescribe.store.jobs import Job, JobStore, NewItem
+from hivescribe.store.queue import (
+    Ack,
+    FailureIn,
+    HeartbeatAck,
+    Lease,
+    LeaseRef,
+    ResultIn,
+    WorkQueue,
+)
+from hivescribe.store.registry import Registry
+
+__all__ = [
+    "Ack",
+    "Database",
+    "FailureIn",
+    "HeartbeatAck",
+    "Job",
+    "JobStore",
+    "Lease",
+    "LeaseRef",
+    "NewItem",
+    "Registry",
+    "ResultIn",
+    "Store",
+    "WorkQueue",
+    "normalize_url",
+    "open_store",
+    "sqlite_url",
+]
+
+
+class Store:
+    """The database, its migrations applied, and the three owners of state on top of it."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        policy: RetryPolicy | None = None,
+        lease_ttl_s: float = 120.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.queue = WorkQueue(db, policy=policy, lease_ttl_s=lease_ttl_s, clock=clock)
+        self.jobs = JobStore(db, clock=clock)
+        self.registry = Registry(db, clock=clock)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_store(
+    database_url: str | None,
+    data_dir: Path,
+    *,
+    policy: RetryPolicy | None = None,
+    lease_ttl_s: float = 120.0,
+    migrate: bool = True,
+) -> Store:
+    """Open the configured database (SQLite under ``data_dir`` by default) and migrate it."""
+    db = Database(database_url or sqlite_url(data_dir))
+    if migrate:
+        db.migrate()
+    return Store(db, policy=policy, lease_ttl_s=lease_ttl_s)

@@ -1,0 +1,462 @@
+"""The work queue: the only code that changes items and their leases.
+
+Every method is one transaction, and every UPDATE names the state it expects (status, lease
+token, and for results a live lease), so a lost race changes no row. The transitions used
+here are listed in ``TRANSITIONS`` and checked against domain.ITEM_TRANSITIONS at import.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hivescribe.domain import ItemStatus, RetryPolicy, check_transition
+from hivescribe.store._sql import dumps, loads
+from hivescribe.store.db import Database
+from hivescribe.store.schema import items, jobs, results
+
+PENDING, LEASED, DONE, FAILED, CANCELLED = (
+    ItemStatus.PENDING.value,
+    ItemStatus.LEASED.value,
+    ItemStatus.DONE.value,
+    ItemStatus.FAILED.value,
+    ItemStatus.CANCELLED.value,
+)
+
+# (from, to) for every change this module makes; checked once, here, and by tests/unit.
+TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset(
+    {
+        (ItemStatus.PENDING, ItemStatus.LEASED),  # claim
+        (ItemStatus.LEASED, ItemStatus.DONE),  # complete
+        (ItemStatus.LEASED, ItemStatus.PENDING),  # fail (retryable), release, reap
+        (ItemStatus.LEASED, ItemStatus.FAILED),  # fail (permanent), attempts spent
+        (ItemStatus.FAILED, ItemStatus.PENDING),  # admin retry
+        (ItemStatus.PENDING, ItemStatus.CANCELLED),  # cancel job
+        (ItemStatus.LEASED, ItemStatus.CANCELLED),  # cancel job
+    }
+)
+for _src, _dst in TRANSITIONS:
+    check_transition(_src, _dst)
+
+_REAP_LOCK = 0x72656170  # "reap": one replica reaps at a time (PostgreSQL advisory lock)
+
+
+@dataclass(frozen=True)
+class LeaseRef:
+    item_id: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's right to work on one item until ``expires_at``."""
+
+    item_id: int
+    token: str
+    attempt: int
+    expires_at: float
+    job_id: str
+    task_type: str
+    dataset: str
+    shard: str
+    item_key: str
+    input: dict[str, Any]
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResultIn:
+    item_id: int
+    token: str
+    output: dict[str, Any]
+    text: str | None = None
+    model: str | None = None
+    quality_score: float | None = None
+    blob_key: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class FailureIn:
+    item_id: int
+    token: str
+    error: str
+    permanent: bool = False
+
+
+@dataclass
+class Ack:
+    """``accepted`` changed state; ``stale`` were acknowledged but held no live lease."""
+
+    accepted: list[int] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
+
+
+@dataclass
+class HeartbeatAck:
+    extended: list[int]
+    lost: list[int]
+    expires_at: float
+
+
+class WorkQueue:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        policy: RetryPolicy | None = None,
+        lease_ttl_s: float = 120.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.policy = policy or RetryPolicy()
+        self.lease_ttl_s = lease_ttl_s
+        self.clock = clock
+        self._job_params: dict[str, dict[str, Any]] = {}
+
+    # -- claim ---------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, task_types: Sequence[str], max_items: int) -> list[Lease]:
+        """Lease up to ``max_items`` pending items of the given types: higher priority first,
+        first in first out within a priority. Reads O(max_items) rows per task type."""
+        if max_items <= 0 or not task_types:
+            return []
+        now = self.clock()
+        token = secrets.token_hex(16)
+        expires_at = now + self.lease_ttl_s
+        with self.db.write() as conn:
+            candidates: list[Any] = []
+            for task_type in dict.fromkeys(task_types):
+                query = (
+                    sa.select(items.c.id, items.c.priority)
+                    .where(
+                        items.c.status == PENDING,
+                        items.c.task_type == task_type,
+                        items.c.available_at <= now,
+                    )
+                    .order_by(items.c.priority.desc(), items.c.id)
+                    .limit(max_items)
+                )
+                if not self.db.is_sqlite:
+                    query = query.with_for_update(skip_locked=True)
+                candidates.extend(conn.execute(query).all())
+            if not candidates:
+                return []
+            candidates.sort(key=lambda r: (-r.priority, r.id))
+            ids = [r.id for r in candidates[:max_items]]
+            rows = conn.execute(
+                sa.update(items)
+                .where(items.c.id.in_(ids), items.c.status == PENDING)
+                .values(
+                    status=LEASED,
+                    lease_token=token,
+                    worker_id=worker_id,
+                    leased_at=now,
+                    lease_expires_at=expires_at,
+                    attempts=items.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(
+                    items.c.id,
+                    items.c.job_id,
+                    items.c.task_type,
+                    items.c.dataset,
+                    items.c.shard,
+                    items.c.item_key,
+                    items.c.input,
+                    items.c.attempts,
+                    items.c.priority,
+                )
+            ).all()
+            params = self._params_for(conn, {r.job_id for r in rows})
+        rows.sort(key=lambda r: (-r.priority, r.id))
+        return [
+            Lease(
+                item_id=r.id,
+                token=token,
+                attempt=r.attempts,
+                expires_at=expires_at,
+                job_id=r.job_id,
+                task_type=r.task_type,
+                dataset=r.dataset,
+                shard=r.shard,
+                item_key=r.item_key,
+                input=loads(r.input),
+                params=params[r.job_id],
+            )
+            for r in rows
+        ]
+
+    def _params_for(self, conn: Connection, job_ids: set[str]) -> dict[str, dict[str, Any]]:
+        missing = [j for j in job_ids if j not in self._job_params]
+        if missing:
+            for row in conn.execute(
+                sa.select(jobs.c.id, jobs.c.params).where(jobs.c.id.in_(missing))
+            ):
+                self._job_params[row.id] = loads(row.params)
+        return {j: self._job_params[j] for j in job_ids}
+
+    # -- heartbeat -------------------------------------------------------------------------
+
+    def heartbeat(self, worker_id: str, refs: Iterable[LeaseRef]) -> HeartbeatAck:
+        """Extend live leases; a lease that expired, moved on or is unknown is reported lost."""
+        now = self.clock()
+        expires_at = now + self.lease_ttl_s
+        refs_list = list(refs)
+        wanted = {r.item_id for r in refs_list}
+        extended: set[int] = set()
+        if refs_list:
+            with self.db.write() as conn:
+                for token, ids in _by_token(refs_list).items():
+                    extended.update(
+                        conn.execute(
+                            sa.update(items)
+                            .where(
+                                items.c.id.in_(ids),
+                                items.c.lease_token == token,
+                                items.c.worker_id == worker_id,
+                                items.c.status == LEASED,
+                                items.c.lease_expires_at >= now,
+                            )
+                            .values(lease_expires_at=expires_at, updated_at=now)
+                            .returning(items.c.id)
+                        ).scalars()
+                    )
+        return HeartbeatAck(sorted(extended), sorted(wanted - extended), expires_at)
+
+    # -- complete ----------------------------------------------------------------------------
+
+    def complete(self, worker_id: str, contributor_id: str, batch: Sequence[ResultIn]) -> Ack:
+        """Store results whose lease is live; acknowledge the rest without counting them."""
+        now = self.clock()
+        first: dict[int, ResultIn] = {}
+        for r in batch:
+            first.setdefault(r.item_id, r)
+        ack = Ack()
+        if not first:
+            return ack
+        with self.db.write() as conn:
+            done_rows: list[Any] = []
+            for token, ids in _by_token(first.values()).items():
+                done_rows.extend(
+                    conn.execute(
+                        sa.update(items)
+                        .where(
+                            items.c.id.in_(ids),
+                            items.c.lease_token == token,
+                            items.c.worker_id == worker_id,
+                            items.c.status == LEASED,
+                            items.c.lease_expires_at >= now,
+                        )
+                        .values(
+                            status=DONE,
+                            lease_token=None,
+                            lease_expires_at=None,
+                            last_error=None,
+                            updated_at=now,
+                        )
+                        .returning(items.c.id, items.c.job_id, items.c.attempts, items.c.task_type)
+                    ).all()
+                )
+            if done_rows:
+                conn.execute(
+                    results.insert(),
+                    [
+                        {
+                            "item_id": row.id,
+                            "job_id": row.job_id,
+                            "worker_id": worker_id,
+                            "contributor_id": contributor_id,
+                            "lease_token": first[row.id].token,
+                            "attempt": row.attempts,
+                            "task_type": row.task_type,
+                            "model": first[row.id].model,
+                            "text": first[row.id].text,
+                            "output": dumps(first[row.id].output),
+                            "blob_key": first[row.id].blob_key,
+                            "quality_score": first[row.id].quality_score,
+                            "started_at": first[row.id].started_at,
+                            "finished_at": first[row.id].finished_at,
+                            "created_at": now,
+                        }
+                        for row in done_rows
+                    ],
+                )
+        accepted = {row.id for row in done_rows}
+        ack.accepted = sorted(accepted)
+        ack.stale = sorted(set(first) - accepted)
+        return ack
+
+    # -- fail, release, reap -------------------------------------------------------------------
+
+    def fail(self, worker_id: str, failures: Sequence[FailureIn]) -> Ack:
+        """A retryable failure goes back to pending after a backoff (or fails once attempts are
+        spent); a permanent one fails at once with its reason."""
+        by_id = {f.item_id: f for f in failures}
+        with self.db.write() as conn:
+            held = self._held(conn, worker_id, [LeaseRef(f.item_id, f.token) for f in failures])
+            changed = self._end_leases(
+                conn,
+                held,
+                reason=lambda rid: by_id[rid].error,
+                permanent=lambda rid: by_id[rid].permanent,
+            )
+        return Ack(accepted=sorted(changed), stale=sorted(set(by_id) - changed))
+
+    def release(self, worker_id: str, refs: Sequence[LeaseRef], reason: str) -> Ack:
+        """The worker gives leases back (shutdown, disconnect): they count as an attempt."""
+        with self.db.write() as conn:
+            held = self._held(conn, worker_id, refs)
+            changed = self._end_leases(conn, held, reason=lambda _: reason)
+        return Ack(accepted=sorted(changed), stale=sorted({r.item_id for r in refs} - changed))
+
+    def reap(self, limit: int = 5000) -> int:
+        """Send items whose lease expired back to pending (or to failed when attempts are spent)."""
+        now = self.clock()
+        with self.db.write() as conn:
+            if not self.db.is_sqlite and not conn.execute(
+                sa.select(sa.func.pg_try_advisory_xact_lock(_REAP_LOCK))
+            ).scalar():
+                return 0
+            query = (
+                sa.select(
+                    items.c.id, items.c.lease_token, items.c.attempts, items.c.max_attempts
+                )
+                .where(items.c.status == LEASED, items.c.lease_expires_at < now)
+                .order_by(items.c.lease_expires_at)
+                .limit(limit)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            expired = conn.execute(query).all()
+            return len(self._end_leases(conn, expired, reason=lambda _: "lease expired"))
+
+    def _held(self, conn: Connection, worker_id: str, refs: Sequence[LeaseRef]) -> list[Any]:
+        rows: list[Any] = []
+        for token, ids in _by_token(refs).items():
+            query = sa.select(
+                items.c.id, items.c.lease_token, items.c.attempts, items.c.max_attempts
+            ).where(
+                items.c.id.in_(ids),
+                items.c.lease_token == token,
+                items.c.worker_id == worker_id,
+                items.c.status == LEASED,
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update()
+            rows.extend(conn.execute(query).all())
+        return rows
+
+    def _end_leases(
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        *,
+        reason: Callable[[int], str],
+        permanent: Callable[[int], bool] = lambda _: False,
+    ) -> set[int]:
+        """Lease -> pending with backoff, or -> failed; guarded by status and token."""
+        if not rows:
+            return set()
+        now = self.clock()
+        params = []
+        for row in rows:
+            final = permanent(row.id) or row.attempts >= row.max_attempts
+            error = reason(row.id)
+            if final and not permanent(row.id):
+                error = f"{error} (attempt {row.attempts} of {row.max_attempts}: no retries left)"
+            params.append(
+                {
+                    "b_id": row.id,
+                    "b_token": row.lease_token,
+                    "b_status": FAILED if final else PENDING,
+                    "b_available_at": now if final else now + self.policy.backoff_s(row.attempts),
+                    "b_error": error[:4000],
+                }
+            )
+        conn.execute(
+            sa.update(items)
+            .where(
+                items.c.id == sa.bindparam("b_id"),
+                items.c.lease_token == sa.bindparam("b_token"),
+                items.c.status == LEASED,
+            )
+            .values(
+                status=sa.bindparam("b_status"),
+                available_at=sa.bindparam("b_available_at"),
+                last_error=sa.bindparam("b_error"),
+                lease_token=None,
+                lease_expires_at=None,
+                worker_id=None,
+                updated_at=now,
+            ),
+            params,
+        )
+        return {row.id for row in rows}
+
+    # -- admin -------------------------------------------------------------------------------
+
+    def retry_failed(self, job_id: str, item_ids: Sequence[int] | None = None) -> int:
+        """Give failed items (all of a job's, or the ones named) a fresh set of attempts."""
+        now = self.clock()
+        where = [items.c.job_id == job_id, items.c.status == FAILED]
+        if item_ids is not None:
+            where.append(items.c.id.in_(list(item_ids)))
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(jobs).where(jobs.c.id == job_id).values(cancelled=False, updated_at=now)
+            )
+            return conn.execute(
+                sa.update(items)
+                .where(*where)
+                .values(status=PENDING, attempts=0, available_at=now, updated_at=now)
+            ).rowcount
+
+    def cancel_job(self, job_id: str) -> int:
+        """Cancel a job's open items (pending and leased); finished ones stay as they are."""
+        now = self.clock()
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(jobs).where(jobs.c.id == job_id).values(cancelled=True, updated_at=now)
+            )
+            return conn.execute(
+                sa.update(items)
+                .where(items.c.job_id == job_id, items.c.status.in_([PENDING, LEASED]))
+                .values(
+                    status=CANCELLED,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    last_error="job cancelled",
+                    updated_at=now,
+                )
+            ).rowcount
+
+    def lease_input(self, worker_id: str, ref: LeaseRef) -> dict[str, Any] | None:
+        """The input of an item, for the worker holding a live lease on it only."""
+        with self.db.read() as conn:
+            text = conn.execute(
+                sa.select(items.c.input).where(
+                    items.c.id == ref.item_id,
+                    items.c.lease_token == ref.token,
+                    items.c.worker_id == worker_id,
+                    items.c.status == LEASED,
+                    items.c.lease_expires_at >= self.clock(),
+                )
+            ).scalar()
+        return None if text is None else loads(text)
+
+
+def _by_token(refs: Iterable[LeaseRef | ResultIn]) -> dict[str, list[int]]:
+    """Group item ids by lease token (a claim gives one token to its whole batch)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for ref in refs:
+        groups[ref.token].append(ref.item_id)
+    return groups

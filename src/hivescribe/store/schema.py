@@ -1,0 +1,128 @@
+"""The tables. Alembic migrations in store/migrations must produce exactly this schema
+(tests/migration checks it).
+
+Times are float seconds since the epoch (UTC); JSON is stored as text that store/ encodes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Time = sa.Float(precision=53)
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+contributors = sa.Table(
+    "contributors",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("trust_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.CheckConstraint("trust_level BETWEEN 0 AND 5", name="ck_contributors_trust_level"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("contributor_id", sa.String(200), sa.ForeignKey("contributors.id"), nullable=False),
+    sa.Column("capabilities", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("transport", sa.String(16), nullable=False),
+    sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("first_seen_at", Time, nullable=False),
+    sa.Column("last_seen_at", Time, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("task_type", sa.String(32), nullable=False),
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("replication", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("cancelled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.CheckConstraint("replication >= 1", name="ck_jobs_replication"),
+    sa.CheckConstraint("max_attempts >= 1", name="ck_jobs_max_attempts"),
+)
+
+# One row per unit of work: an input of a job, once per replica (replication > 1 gives
+# several rows, each needing exactly one accepted result). The lease lives on the row.
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("shard", sa.String(500), nullable=False),
+    sa.Column("item_key", sa.String(1000), nullable=False),
+    sa.Column("replica", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("task_type", sa.String(32), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("available_at", Time, nullable=False),
+    sa.Column("lease_token", sa.String(64)),
+    sa.Column("worker_id", sa.String(64)),
+    sa.Column("leased_at", Time),
+    sa.Column("lease_expires_at", Time),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.UniqueConstraint("job_id", "dataset", "shard", "item_key", "replica", name="uq_items_key"),
+)
+
+# Claims read this in order: per task type, higher priority first, FIFO within one.
+sa.Index(
+    "ix_items_claim",
+    items.c.task_type,
+    items.c.priority.desc(),
+    items.c.id,
+    sqlite_where=items.c.status == "pending",
+    postgresql_where=items.c.status == "pending",
+)
+# The reaper reads leases by expiry.
+sa.Index(
+    "ix_items_lease_expiry",
+    items.c.lease_expires_at,
+    sqlite_where=items.c.status == "leased",
+    postgresql_where=items.c.status == "leased",
+)
+sa.Index("ix_items_job_status", items.c.job_id, items.c.status)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # UNIQUE: the database itself refuses a second accepted result for one unit of work.
+    sa.Column("item_id", BigId, sa.ForeignKey("items.id"), nullable=False, unique=True),
+    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("contributor_id", sa.String(200), nullable=False),
+    sa.Column("lease_token", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("task_type", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(300)),
+    sa.Column("text", sa.Text),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("blob_key", sa.String(1000)),
+    sa.Column("quality_score", sa.Float),
+    sa.Column("started_at", Time),
+    sa.Column("finished_at", Time),
+    sa.Column("created_at", Time, nullable=False),
+)
+sa.Index("ix_results_job", results.c.job_id, results.c.id)
+sa.Index("ix_results_contributor", results.c.contributor_id)

@@ -1,0 +1,388 @@
+"""The worker loop: claim -> fetch inputs -> run the backend -> keep in the outbox -> submit.
+
+Stages overlap through a bounded hand-off: while the model runs one batch, the feeder claims
+and fetches the next (``prefetch_batches``). Heartbeats keep every lease in hand alive; the
+outbox keeps results until acknowledged. The runner and submitter outlive connections; the
+feeder and heartbeats belong to one connection and end with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+
+from hivescribe import __version__
+from hivescribe.backends import Backend, BackendOptions, Failure, Outcome, Success, WorkItem
+from hivescribe.worker.outbox import Outbox
+from hivescribe.worker.state import StateDir
+from hivescribe.worker.transport import (
+    AuthFailed,
+    ConnectionLost,
+    ProtocolError,
+    Transport,
+    make_transport,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    server: str
+    token: str
+    name: str
+    state_dir: Path
+    batch_size: int = 32
+    verify_ssl: bool = True
+    heartbeat_interval_s: float = 30.0
+    prefetch_batches: int = 1
+    claim_wait_s: float = 20.0
+    shutdown_timeout_s: float = 30.0
+    reconnect_max_s: float = 30.0
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
+
+
+class Worker:
+    def __init__(self, options: WorkerOptions, backends: dict[str, Backend]) -> None:
+        self.options = options
+        self.backends = backends
+        self.held: dict[int, str] = {}  # item_id -> token, for every lease in the pipeline
+        self.stats = {"claimed": 0, "succeeded": 0, "failed": 0, "accepted": 0, "stale": 0}
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._online = asyncio.Event()
+        self._transport: Transport | None = None
+        self._ready: asyncio.Queue[list[WorkItem]] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(1 + options.prefetch_batches)
+        self._running: set[int] = set()
+        self._outbox_changed = asyncio.Event()
+        self._outbox: Outbox | None = None
+
+    def request_stop(self) -> None:
+        """Finish the current batch, submit, give back the rest, and return from run()."""
+        self._stop.set()
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        return {
+            "tasks": sorted(self.backends),
+            "models": sorted({m for b in self.backends.values() for m in b.models}),
+            "batch_size": self.options.batch_size,
+            "device": self.options.backend_options.device,
+            "version": __version__,
+        }
+
+    async def run(self) -> None:
+        state = StateDir(self.options.state_dir)
+        self._outbox = Outbox(state.outbox_path)
+        self.worker_id = state.worker_id
+        try:
+            for backend in self.backends.values():
+                await to_thread.run_sync(backend.load)
+            if len(self._outbox):
+                self._outbox_changed.set()  # results left by an earlier run: send them first
+            runner = asyncio.create_task(self._run_batches())
+            submitter = asyncio.create_task(self._submit_forever())
+            try:
+                await self._connect_forever()
+            finally:
+                for task in (runner, submitter):
+                    task.cancel()
+                await asyncio.gather(runner, submitter, return_exceptions=True)
+        finally:
+            self._outbox.close()
+            state.close()
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def _connect_forever(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            transport = make_transport(
+                self.options.server,
+                self.options.token,
+                self.worker_id,
+                verify_ssl=self.options.verify_ssl,
+            )
+            try:
+                welcome = await transport.connect(self.options.name, self.capabilities)
+                failures = 0
+                log.info("connected to %s as %s", self.options.server, self.options.name)
+                await self._serve(transport, welcome)
+            except AuthFailed:
+                raise
+            except (ConnectionLost, ProtocolError) as exc:
+                log.warning("coordinator connection lost: %s", exc)
+            finally:
+                self._online.clear()
+                self._transport = None
+                await transport.close()
+            if self._stop.is_set():
+                break
+            failures += 1
+            delay = min(self.options.reconnect_max_s, 0.5 * 2 ** min(failures, 10))
+            delay *= random.uniform(0.5, 1.0)
+            log.info("reconnecting in %.1f s", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _serve(self, transport: Transport, welcome: dict[str, Any]) -> None:
+        self._transport = transport
+        self._online.set()
+        interval = min(
+            self.options.heartbeat_interval_s, float(welcome.get("lease_ttl_s", 120.0)) / 3
+        )
+        feeder = asyncio.create_task(self._feed(transport))
+        beats = asyncio.create_task(self._heartbeat(transport, interval))
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({feeder, beats, stop}, return_when=asyncio.FIRST_COMPLETED)
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+            if self._stop.is_set():
+                await self._drain(transport)
+            for task in (feeder, beats):
+                if task.done() and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in (feeder, beats, stop):
+                task.cancel()
+            await asyncio.gather(feeder, beats, stop, return_exceptions=True)
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    async def _feed(self, transport: Transport) -> None:
+        """Claim a batch whenever a slot is free, fetch its inputs, hand it to the runner."""
+        while True:
+            await self._slots.acquire()
+            batch: list[dict[str, Any]] = []
+            handed_over = False
+            try:
+                reply = await transport.call(
+                    "claim",
+                    {"max_items": self.options.batch_size, "wait_s": self.options.claim_wait_s},
+                    timeout_s=self.options.claim_wait_s + 30,
+                )
+                batch = reply["leases"]
+                for lease in batch:
+                    self.held[lease["item_id"]] = lease["token"]
+                self.stats["claimed"] += len(batch)
+                items = await self._fetch_inputs(transport, batch) if batch else []
+                if items:
+                    self._ready.put_nowait(items)
+                    handed_over = True
+            finally:
+                if not handed_over:
+                    self._slots.release()
+                    for lease in batch:
+                        self.held.pop(lease["item_id"], None)
+
+    async def _fetch_inputs(
+        self, transport: Transport, leases: list[dict[str, Any]]
+    ) -> list[WorkItem]:
+        limit = asyncio.Semaphore(8)
+
+        async def one(lease: dict[str, Any]) -> WorkItem | None:
+            source = lease["input"]
+            item = WorkItem(
+                item_id=lease["item_id"],
+                token=lease["token"],
+                task_type=lease["task_type"],
+                item_key=lease["item_key"],
+                dataset=lease["dataset"],
+                shard=lease["shard"],
+                params=lease.get("params") or {},
+                text=source.get("text"),
+                filename=source.get("filename"),
+            )
+            if "fetch" in source or "url" in source:
+                async with limit:
+                    try:
+                        if "fetch" in source:
+                            item.data = await transport.fetch_input(
+                                source["fetch"], item.item_id, item.token
+                            )
+                        else:
+                            item.data = await _fetch_url(transport, source["url"])
+                    except ProtocolError as exc:
+                        self._record_failures([(item, Failure(f"input: {exc}", permanent=True))])
+                        return None
+            return item
+
+        fetched = await asyncio.gather(*(one(lease) for lease in leases))
+        return [item for item in fetched if item is not None]
+
+    async def _run_batches(self) -> None:
+        while True:
+            items = await self._ready.get()
+            try:
+                live = [i for i in items if i.item_id in self.held and not self._stopping]
+                if not live:
+                    continue
+                self._running = {i.item_id for i in live}
+                outcomes = await to_thread.run_sync(self._process, live)
+                self._record(live, outcomes)
+            finally:
+                self._running = set()
+                self._slots.release()
+
+    def _process(self, items: list[WorkItem]) -> list[Outcome]:
+        """Run each task type's backend; if a whole batch raises, retry its items one by one
+        so one bad item fails alone."""
+        by_id: dict[int, Outcome] = {}
+        for task_type in dict.fromkeys(i.task_type for i in items):
+            group = [i for i in items if i.task_type == task_type]
+            backend = self.backends.get(task_type)
+            if backend is None:
+                by_id.update((i.item_id, Failure(f"no backend for {task_type}")) for i in group)
+                continue
+            try:
+                outcomes = backend.process_batch(group)
+            except Exception:
+                outcomes = [_run_alone(backend, i) for i in group]
+            by_id.update(zip((i.item_id for i in group), outcomes, strict=True))
+        return [by_id[i.item_id] for i in items]
+
+    def _record(self, items: list[WorkItem], outcomes: list[Outcome]) -> None:
+        now = time.time()
+        results = []
+        failures: list[tuple[WorkItem, Failure]] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Success):
+                results.append(
+                    {
+                        "item_id": item.item_id,
+                        "token": item.token,
+                        "output": outcome.output,
+                        "text": outcome.text,
+                        "model": outcome.model,
+                        "quality_score": outcome.quality_score,
+                        "finished_at": now,
+                    }
+                )
+            else:
+                failures.append((item, outcome))
+        if results:
+            assert self._outbox is not None
+            self._outbox.put("result", results)
+            self.stats["succeeded"] += len(results)
+        self._record_failures(failures)
+        self._outbox_changed.set()
+
+    def _record_failures(self, failures: list[tuple[WorkItem, Failure]]) -> None:
+        if not failures:
+            return
+        assert self._outbox is not None
+        self._outbox.put(
+            "fail",
+            [
+                {
+                    "item_id": item.item_id,
+                    "token": item.token,
+                    "error": f.error[:10_000],
+                    "permanent": f.permanent,
+                }
+                for item, f in failures
+            ],
+        )
+        self.stats["failed"] += len(failures)
+        self._outbox_changed.set()
+
+    async def _submit_forever(self) -> None:
+        while True:
+            await self._outbox_changed.wait()
+            self._outbox_changed.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Send everything in the outbox; what is acknowledged (counted or stale) leaves it."""
+        assert self._outbox is not None
+        while pending := self._outbox.pending(1000):
+            await self._online.wait()
+            transport = self._transport
+            if transport is None:
+                continue
+            try:
+                for kind, op in (("result", "results"), ("fail", "fail")):
+                    payloads = [p for k, p in pending if k == kind]
+                    if not payloads:
+                        continue
+                    body = {op if op == "results" else "failures": payloads}
+                    try:
+                        ack = await transport.call(op, body)
+                    except ProtocolError as exc:
+                        log.error("coordinator refused %d %s: %s", len(payloads), op, exc)
+                        ack = {"accepted": [], "stale": [p["item_id"] for p in payloads]}
+                    self.stats["accepted"] += len(ack["accepted"])
+                    self.stats["stale"] += len(ack["stale"])
+                    done = set(ack["accepted"]) | set(ack["stale"])
+                    refs = [(p["item_id"], p["token"]) for p in payloads if p["item_id"] in done]
+                    self._outbox.acknowledge(refs)
+                    for item_id, token in refs:
+                        if self.held.get(item_id) == token:
+                            del self.held[item_id]
+            except ConnectionLost:
+                await asyncio.sleep(0.2)  # wait for the connection loop to reconnect
+
+    async def _heartbeat(self, transport: Transport, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            refs = [{"item_id": i, "token": t} for i, t in list(self.held.items())]
+            if not refs:
+                continue
+            reply = await transport.call("heartbeat", {"leases": refs})
+            for item_id in reply["lost"]:
+                self.held.pop(item_id, None)
+            if reply["lost"]:
+                log.warning("lost %d leases (expired or reassigned)", len(reply["lost"]))
+
+    async def _drain(self, transport: Transport) -> None:
+        """SIGTERM: finish the batch in hand, submit everything, release what never ran."""
+        self._stopping = True
+        deadline = time.monotonic() + self.options.shutdown_timeout_s
+        while self._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert self._outbox is not None
+        with contextlib.suppress(ConnectionLost, TimeoutError):
+            await asyncio.wait_for(self._flush(), max(1.0, deadline - time.monotonic()))
+        in_outbox = set(self._outbox.held())
+        unstarted = [
+            {"item_id": i, "token": t}
+            for i, t in self.held.items()
+            if (i, t) not in in_outbox and i not in self._running
+        ]
+        if unstarted:
+            with contextlib.suppress(ConnectionLost, ProtocolError):
+                await transport.call(
+                    "release", {"leases": unstarted, "reason": "worker shutting down"}
+                )
+            log.info("released %d leases that had not started", len(unstarted))
+
+
+def _run_alone(backend: Backend, item: WorkItem) -> Outcome:
+    try:
+        return backend.process_batch([item])[0]
+    except Exception as exc:
+        return Failure(f"{type(exc).__name__}: {exc}")
+
+
+async def _fetch_url(transport: Transport, url: str) -> bytes:
+    """External inputs: fetched by the worker itself (retries and size caps come with media)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=60.0, follow_redirects=True) as client:
+        try:
+            response = await client.get(url)
+        except httpx.HTTPError as exc:
+            raise ProtocolError(f"cannot fetch {url}: {exc}") from exc
+    if response.status_code >= 400:
+        raise ProtocolError(f"fetching {url} gave HTTP {response.status_code}")
+    return response.content
