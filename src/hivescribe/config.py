@@ -17,7 +17,12 @@ from typing import Any, Literal
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from hivescribe.domain.errors import ValidationError
 
@@ -75,7 +80,7 @@ class OrchestratorConfig(_Section):
     ssl: SSLConfig = SSLConfig()
     storage: StorageConfig = StorageConfig()
     auth: AuthConfig = AuthConfig()
-    database_url: str | None = None
+    database_url: str | None = Field(None, repr=False)  # may hold a password
     lease_ttl_s: float = Field(60.0, gt=0, le=86400)
     reaper_interval_s: float = Field(2.0, gt=0, le=10)
     max_attempts: int = Field(3, ge=1, le=100)
@@ -155,7 +160,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValidationError(f"config file {path} is not valid YAML: {exc}") from None
+        # Not str(exc): PyYAML quotes the offending line, which may hold a token.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ValidationError(f"config file {path} is not valid YAML{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -180,19 +189,18 @@ def check_environment(environ: Mapping[str, str]) -> None:
                     f"spelled like HIVESCRIBE_ORCHESTRATOR__PORT"
                 )
             annotation = fields[part].annotation
-            model = annotation if isinstance(annotation, type) and issubclass(
-                annotation, BaseModel
-            ) else None
+            model = (
+                annotation
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+                else None
+            )
 
 
 def load_settings(
-    config_file: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
     """Settings from the file, then the environment, then ``overrides`` (flags; None = unset)."""
-    environ = os.environ if environ is None else environ
-    check_environment(environ)
+    check_environment(os.environ)
     _YamlSource.data = read_config_file(config_file) if config_file else {}
     try:
         return Settings(**_drop_none(dict(overrides or {})))
@@ -202,6 +210,11 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ValidationError(f"bad configuration{origin}: {problems}") from None
+    except SettingsError as exc:
+        raise ValidationError(
+            f"bad configuration: {exc} (HIVESCRIBE_* list and object values must be JSON, "
+            "e.g. HIVESCRIBE_WORKER__TASKS='[\"echo\"]')"
+        ) from None
     finally:
         _YamlSource.data = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import shutil
 import socket
 import subprocess
@@ -45,14 +46,16 @@ def write_self_signed(output_dir: Path, hosts: list[str], days: int = 365) -> tu
     output_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = output_dir / "cert.pem", output_dir / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing key.pem keeps its old mode through O_CREAT
+    with os.fdopen(fd, "wb") as out:
+        out.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
         )
-    )
     return cert_path, key_path
 
 
@@ -87,9 +90,16 @@ def generate_cert(
             "'pip install certbot') and run this again, or use --self-signed for testing"
         )
     command = [
-        certbot, "certonly", "--standalone", "--non-interactive", "--agree-tos",
-        "-d", str(domain), "-m", email,
-    ]  # fmt: skip
+        certbot,
+        "certonly",
+        "--standalone",
+        "--non-interactive",
+        "--agree-tos",
+        "-d",
+        str(domain),
+        "-m",
+        email,
+    ]
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
         fail(f"certbot failed with exit code {result.returncode}", result.returncode)

@@ -15,7 +15,7 @@ from rich.console import Console
 from hivescribe.config import Settings, load_settings
 from hivescribe.domain.errors import HivescribeError
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = typer.Option(
     None,

@@ -13,13 +13,15 @@ from rich.table import Table
 
 from hivescribe.cli.common import fail, friendly_errors, print_json
 
-ServerOpt = typer.Option(..., envvar="HIVESCRIBE_SERVER", help="Coordinator URL (http(s) or ws(s)).")
+ServerOpt = typer.Option(
+    ..., envvar="HIVESCRIBE_SERVER", help="Coordinator URL (http(s) or ws(s))."
+)
 TokenOpt = typer.Option(..., envvar="HIVESCRIBE_TOKEN", help="An admin token.")
 NoVerifyOpt = typer.Option(False, "--no-verify-ssl", help="Accept a self-signed certificate.")
 SUBMIT_BATCH = 1000
 
 
-def _client(server: str, token: str, no_verify_ssl: bool):  # type: ignore[no-untyped-def]
+def _client(server: str, token: str, no_verify_ssl: bool):
     from hivescribe.client import CoordinatorClient
 
     return CoordinatorClient(server, token, verify_ssl=not no_verify_ssl)

@@ -76,10 +76,17 @@ def run(
         store = open_store(None, data_dir, lease_ttl_s=config.lease_ttl_s)
         source_id = str(path.resolve())
         job = store.jobs.find_job(task_type=task_type.value, source=source_id, params=params)
-        job_id = job.id if job else store.jobs.create_job(
-            task_type=task_type.value, dataset=source.dataset, owner="local", params=params,
-            source=source_id,
-        )  # fmt: skip
+        job_id = (
+            job.id
+            if job
+            else store.jobs.create_job(
+                task_type=task_type.value,
+                dataset=source.dataset,
+                owner="local",
+                params=params,
+                source=source_id,
+            )
+        )
         with console.status("reading the source"):
             added = store.jobs.add_items(job_id, source)
         console.print(
@@ -89,7 +96,9 @@ def run(
         store.queue.retry_failed(job_id)  # a new run gives earlier failures another chance
         embedded = EmbeddedCoordinator(Coordinator.build(config, store))
         embedded.start()
-        procs = _start_workers(embedded.url, worker_token, data_dir, workers, task, model, batch_size)
+        procs = _start_workers(
+            embedded.url, worker_token, data_dir, workers, task, model, batch_size
+        )
         interrupted = False
         try:
             _follow(store, job_id, procs)
@@ -118,10 +127,21 @@ def _start_workers(
     procs = []
     for i in range(n):
         command = [
-            sys.executable, "-m", "hivescribe", "worker", "--server", url.replace("http", "ws"),
-            "--name", f"local-{i + 1}", "--task", task, "--batch-size", str(batch),
-            "--state-dir", str(data_dir / "workers" / f"local-{i + 1}"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "hivescribe",
+            "worker",
+            "--server",
+            url.replace("http", "ws"),
+            "--name",
+            f"local-{i + 1}",
+            "--task",
+            task,
+            "--batch-size",
+            str(batch),
+            "--state-dir",
+            str(data_dir / "workers" / f"local-{i + 1}"),
+        ]
         if model:
             command += ["--model", model]
         log = (logs / f"worker-{i + 1}.log").open("ab")

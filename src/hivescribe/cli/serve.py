@@ -14,11 +14,15 @@ from hivescribe.domain.errors import ValidationError
 def orchestrator(
     config: Path | None = ConfigOpt,
     data_dir: Path | None = typer.Option(
-        None, envvar="HIVESCRIBE_DATA_DIR", help="Where the SQLite database, blobs and dataset live."
+        None,
+        envvar="HIVESCRIBE_DATA_DIR",
+        help="Where the SQLite database, blobs and dataset live.",
     ),
     host: str | None = typer.Option(None, envvar="HIVESCRIBE_HOST", help="Address to listen on."),
     port: int | None = typer.Option(None, envvar="HIVESCRIBE_PORT", help="Port (default 8765)."),
-    no_ssl: bool = typer.Option(False, "--no-ssl", help="Serve plain http/ws even if certs are set."),
+    no_ssl: bool = typer.Option(
+        False, "--no-ssl", help="Serve plain http/ws even if certs are set."
+    ),
     cert: Path | None = typer.Option(None, envvar="HIVESCRIBE_CERT", help="TLS certificate (PEM)."),
     key: Path | None = typer.Option(None, envvar="HIVESCRIBE_KEY", help="TLS private key (PEM)."),
     database_url: str | None = typer.Option(

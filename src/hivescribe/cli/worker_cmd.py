@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import typer
@@ -108,6 +110,8 @@ def worker(
 
         try:
             asyncio.run(main())
+            # One machine-readable line for scripts and tests: what this worker did.
+            print(json.dumps({"worker_stats": runtime.stats}), file=sys.stderr, flush=True)
         except AuthFailed as exc:
             fail(f"the coordinator refused this worker: {exc}", 1)
         except RuntimeError as exc:

@@ -51,10 +51,10 @@ class CoordinatorClient:
         return response.json()
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/health")  # type: ignore[no-any-return]
+        return self._call("GET", "/health")
 
     def create_job(self, **fields: Any) -> str:
-        return self._call("POST", "/api/v1/jobs", json=fields)["job_id"]  # type: ignore[no-any-return]
+        return self._call("POST", "/api/v1/jobs", json=fields)["job_id"]
 
     def add_items(self, job_id: str, items: Iterable[dict[str, Any]]) -> int:
         reply = self._call("POST", f"/api/v1/jobs/{job_id}/items", json={"items": list(items)})
@@ -63,7 +63,7 @@ class CoordinatorClient:
     def upload(self, path: Path) -> dict[str, Any]:
         """Upload a file's bytes; returns ``{"blob": key, "size": n, "sha256": hex}``."""
         with path.open("rb") as body:
-            return self._call(  # type: ignore[no-any-return]
+            return self._call(
                 "POST",
                 "/api/v1/blobs",
                 content=body,
@@ -71,13 +71,13 @@ class CoordinatorClient:
             )
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/api/v1/jobs/{job_id}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/api/v1/jobs/{job_id}")
 
     def jobs(self, limit: int = 100) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/jobs", params={"limit": limit})["jobs"]  # type: ignore[no-any-return]
+        return self._call("GET", "/api/v1/jobs", params={"limit": limit})["jobs"]
 
     def failed(self, job_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/api/v1/jobs/{job_id}/failed")["items"]  # type: ignore[no-any-return]
+        return self._call("GET", f"/api/v1/jobs/{job_id}/failed")["items"]
 
     def cancel(self, job_id: str) -> int:
         return int(self._call("POST", f"/api/v1/jobs/{job_id}/cancel")["cancelled"])
@@ -86,7 +86,7 @@ class CoordinatorClient:
         return int(self._call("POST", f"/api/v1/jobs/{job_id}/retry-failed")["retried"])
 
     def workers(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/workers")["workers"]  # type: ignore[no-any-return]
+        return self._call("GET", "/api/v1/workers")["workers"]
 
     def close(self) -> None:
         self.http.close()

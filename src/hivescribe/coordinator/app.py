@@ -12,12 +12,13 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hivescribe import __version__
 from hivescribe.coordinator import jobs_api, worker_http, worker_ws
 from hivescribe.coordinator.deps import Coordinator
-from hivescribe.domain.errors import AuthError, HivescribeError, PayloadTooLargeError
+from hivescribe.domain.errors import AuthError, HivescribeError
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ def create_app(coord: Coordinator) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def on_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
-        ]
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return JSONResponse({"detail": problems}, 422)
 
     @app.get("/health", tags=["system"], summary="Liveness and database reachability")
@@ -111,7 +110,9 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise PayloadTooLargeError(f"request body is over the {self.max_bytes} byte limit")
+                # An HTTPException, not our own error: FastAPI re-raises only those from
+                # body parsing (anything else would become a 400).
+                raise HTTPException(413, f"request body is over the {self.max_bytes} byte limit")
             return message
 
         await self.app(scope, limited, send)

@@ -35,10 +35,10 @@ class Coordinator:
 
 
 def coordinator(request: Request) -> Coordinator:
-    return request.app.state.coordinator  # type: ignore[no-any-return]
+    return request.app.state.coordinator
 
 
-def _principal(request: Request, authorization: str | None, x_api_key: str | None, *roles: Role):  # type: ignore[no-untyped-def]
+def _principal(request: Request, authorization: str | None, x_api_key: str | None, *roles: Role):
     return coordinator(request).auth.require(bearer_token(authorization, x_api_key), *roles)
 
 
@@ -47,7 +47,7 @@ async def worker_principal(
     authorization: str | None = Header(None, description="Bearer <worker token>"),
     x_api_key: str | None = Header(None),
 ) -> Principal:
-    return _principal(request, authorization, x_api_key, Role.WORKER)  # type: ignore[no-any-return]
+    return _principal(request, authorization, x_api_key, Role.WORKER)
 
 
 async def admin_principal(
@@ -55,4 +55,4 @@ async def admin_principal(
     authorization: str | None = Header(None, description="Bearer <admin token>"),
     x_api_key: str | None = Header(None),
 ) -> Principal:
-    return _principal(request, authorization, x_api_key, Role.ADMIN)  # type: ignore[no-any-return]
+    return _principal(request, authorization, x_api_key, Role.ADMIN)

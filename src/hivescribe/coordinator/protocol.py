@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 WorkerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Token = Annotated[str, Field(min_length=1, max_length=128)]
 RequestId = int | Annotated[str, Field(max_length=64)]
+ItemId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a BIGINT id
 MAX_REFS = 10_000
 
 
@@ -33,12 +34,12 @@ class Capabilities(BaseModel):
 
 
 class LeaseRefIn(_Msg):
-    item_id: int = Field(ge=1)
+    item_id: ItemId
     token: Token
 
 
 class ResultBody(_Msg):
-    item_id: int = Field(ge=1)
+    item_id: ItemId
     token: Token
     output: dict[str, Any]
     text: str | None = None
@@ -50,7 +51,7 @@ class ResultBody(_Msg):
 
 
 class FailureBody(_Msg):
-    item_id: int = Field(ge=1)
+    item_id: ItemId
     token: Token
     error: str = Field(max_length=10_000)
     permanent: bool = False

@@ -8,9 +8,10 @@ at once, and wakes long-polling claims when work arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -51,11 +52,7 @@ class WorkerService:
     async def hello(
         self, principal: Principal, worker_id: str, name: str, caps: Capabilities, transport: str
     ) -> WorkerSession:
-        unknown = [t for t in caps.tasks if t not in TASK_TYPES]
-        if unknown:
-            raise ValidationError(
-                f"unknown task type(s) {', '.join(unknown)}; known: {', '.join(TASK_TYPES)}"
-            )
+        _check_tasks(caps)
         session = WorkerSession(
             worker_id=worker_id,
             name=name,
@@ -78,6 +75,7 @@ class WorkerService:
         self, principal: Principal, worker_id: str, name: str, caps: Capabilities
     ) -> WorkerSession:
         """HTTP is stateless: each claim names the worker; the registry is refreshed lazily."""
+        _check_tasks(caps)
         now = time.monotonic()
         if now - self._http_seen.get(worker_id, -HTTP_REFRESH_S) >= HTTP_REFRESH_S:
             session = await self.hello(principal, worker_id, name, caps, "http")
@@ -113,22 +111,35 @@ class WorkerService:
         return self._wake
 
     async def claim(
-        self, session: WorkerSession, max_items: int, wait_s: float
+        self,
+        session: WorkerSession,
+        max_items: int,
+        wait_s: float,
+        gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> list[dict[str, Any]]:
+        """Lease up to max_items, waiting up to wait_s for work. ``gone`` tells whether the
+        caller hung up (an HTTP long-poll): then nothing is leased, or it is given back."""
         max_items = min(max_items, self.config.max_batch_size)
         deadline = time.monotonic() + min(wait_s, self.config.claim_wait_max_s)
         while True:
             wake = self._wake_event()
+            if gone is not None and await gone():
+                return []
             leases = await to_thread.run_sync(
-                lambda: self.store.queue.claim(session.worker_id, session.tasks, max_items)
+                self.store.queue.claim, session.worker_id, session.tasks, max_items
             )
+            if leases and gone is not None and await gone():
+                refs = [LeaseRef(lease.item_id, lease.token) for lease in leases]
+                await to_thread.run_sync(
+                    self.store.queue.release, session.worker_id, refs, "claimer hung up"
+                )
+                self.notify_work()
+                return []
             remaining = deadline - time.monotonic()
             if leases or remaining <= 0:
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), min(remaining, POLL_INTERVAL_S))
-            except TimeoutError:
-                pass
         for lease in leases:
             session.leases[lease.item_id] = lease.token
         return [lease_to_wire(lease) for lease in leases]
@@ -184,6 +195,14 @@ class WorkerService:
     def _forget(session: WorkerSession, item_ids: Sequence[int]) -> None:
         for item_id in item_ids:
             session.leases.pop(item_id, None)
+
+
+def _check_tasks(caps: Capabilities) -> None:
+    unknown = [t for t in caps.tasks if t not in TASK_TYPES]
+    if unknown:
+        raise ValidationError(
+            f"unknown task type(s) {', '.join(unknown)}; known: {', '.join(TASK_TYPES)}"
+        )
 
 
 def lease_to_wire(lease: Lease) -> dict[str, Any]:

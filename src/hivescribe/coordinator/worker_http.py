@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from hivescribe.coordinator.auth import Principal
@@ -34,7 +35,8 @@ async def claim(
 ) -> dict[str, Any]:
     service = coordinator(request).service
     session = await service.http_session(principal, body.worker_id, body.name, body.capabilities)
-    return {"leases": await service.claim(session, body.max_items, body.wait_s)}
+    leases = await service.claim(session, body.max_items, body.wait_s, gone=request.is_disconnected)
+    return {"leases": leases}
 
 
 @router.post("/heartbeat", summary="Extend live leases")
@@ -79,8 +81,8 @@ async def release(
     response_class=Response,
 )
 async def item_input(
-    item_id: int,
     request: Request,
+    item_id: int = Path(ge=1, le=2**63 - 1),
     token: str = Query(max_length=128),
     worker_id: WorkerId = Query(),
     principal: Principal = Depends(worker_principal),
@@ -91,9 +93,7 @@ async def item_input(
         return PlainTextResponse(source["text"])
     path = coord.blobs.path(source["blob"]) if "blob" in source else None
     if path is None:
-        from pathlib import Path
-
-        path = Path(source["path"])
+        path = FilePath(source["path"])
         if not path.is_file():
             raise NotFoundError(f"the input file of item {item_id} is gone from the coordinator")
     return FileResponse(path, filename=path.name)

@@ -79,7 +79,7 @@ async def worker_ws(websocket: WebSocket) -> None:
             try:
                 data = json.loads(raw)
                 msg = WorkerEnvelope.model_validate({"msg": data}).msg
-            except ValueError as exc:  # json.JSONDecodeError and pydantic errors alike
+            except (ValueError, RecursionError) as exc:  # bad JSON, bad shape, absurd nesting
                 request_id = data.get("id") if isinstance(data, dict) else None
                 detail = _brief(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
                 await reply(

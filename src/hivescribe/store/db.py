@@ -71,12 +71,19 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed on success, rolled back on any error."""
-        if self._write_lock is None:
-            with self.engine.begin() as conn:
+        try:
+            if self._write_lock is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            with self._write_lock, self.engine.begin() as conn:
                 yield conn
-            return
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        except UnicodeEncodeError:
+            raise ValidationError("text must be valid UTF-8 (it holds a lone surrogate)") from None
+        except sa.exc.DataError as exc:
+            # A value the database cannot hold (a NUL in PostgreSQL text, a number out of range).
+            problem = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+            raise ValidationError(f"the database refused a value: {problem}") from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -107,7 +114,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_on_begin)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

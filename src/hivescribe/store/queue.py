@@ -7,6 +7,7 @@ here are listed in ``TRANSITIONS`` and checked against domain.ITEM_TRANSITIONS a
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections import defaultdict
@@ -46,6 +47,69 @@ for _src, _dst in TRANSITIONS:
     check_transition(_src, _dst)
 
 _REAP_LOCK = 0x72656170  # "reap": one replica reaps at a time (PostgreSQL advisory lock)
+
+# The hot statements are built once: SQLAlchemy then reuses their compiled form.
+_ids: sa.BindParameter[Any] = sa.bindparam("b_ids", expanding=True)
+_CLAIM_SELECT = (
+    sa.select(items.c.id, items.c.priority)
+    .where(
+        items.c.status == PENDING,
+        items.c.task_type == sa.bindparam("b_task_type"),
+        items.c.available_at <= sa.bindparam("b_now"),
+    )
+    .order_by(items.c.priority.desc(), items.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_CLAIM_UPDATE = (
+    sa.update(items)
+    .where(items.c.id.in_(_ids), items.c.status == PENDING)
+    .values(
+        status=LEASED,
+        lease_token=sa.bindparam("b_token"),
+        worker_id=sa.bindparam("b_worker"),
+        leased_at=sa.bindparam("b_now"),
+        lease_expires_at=sa.bindparam("b_expires"),
+        attempts=items.c.attempts + 1,
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(
+        items.c.id,
+        items.c.job_id,
+        items.c.task_type,
+        items.c.dataset,
+        items.c.shard,
+        items.c.item_key,
+        items.c.input,
+        items.c.attempts,
+        items.c.priority,
+    )
+)
+# Guard shared by heartbeat and complete: the caller's token, its worker, a live lease.
+_LIVE_LEASE = (
+    items.c.id.in_(_ids),
+    items.c.lease_token == sa.bindparam("b_token"),
+    items.c.worker_id == sa.bindparam("b_worker"),
+    items.c.status == LEASED,
+    items.c.lease_expires_at >= sa.bindparam("b_now"),
+)
+_HEARTBEAT = (
+    sa.update(items)
+    .where(*_LIVE_LEASE)
+    .values(lease_expires_at=sa.bindparam("b_expires"), updated_at=sa.bindparam("b_now"))
+    .returning(items.c.id)
+)
+_COMPLETE = (
+    sa.update(items)
+    .where(*_LIVE_LEASE)
+    .values(
+        status=DONE,
+        lease_token=None,
+        lease_expires_at=None,
+        last_error=None,
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(items.c.id, items.c.job_id, items.c.attempts, items.c.task_type)
+)
 
 
 @dataclass(frozen=True)
@@ -133,66 +197,49 @@ class WorkQueue:
         token = secrets.token_hex(16)
         expires_at = now + self.lease_ttl_s
         with self.db.write() as conn:
+            select = _CLAIM_SELECT
+            if not self.db.is_sqlite:
+                select = select.with_for_update(skip_locked=True)
             candidates: list[Any] = []
             for task_type in dict.fromkeys(task_types):
-                query = (
-                    sa.select(items.c.id, items.c.priority)
-                    .where(
-                        items.c.status == PENDING,
-                        items.c.task_type == task_type,
-                        items.c.available_at <= now,
-                    )
-                    .order_by(items.c.priority.desc(), items.c.id)
-                    .limit(max_items)
+                candidates.extend(
+                    conn.execute(
+                        select, {"b_task_type": task_type, "b_now": now, "b_limit": max_items}
+                    ).all()
                 )
-                if not self.db.is_sqlite:
-                    query = query.with_for_update(skip_locked=True)
-                candidates.extend(conn.execute(query).all())
             if not candidates:
                 return []
-            candidates.sort(key=lambda r: (-r.priority, r.id))
-            ids = [r.id for r in candidates[:max_items]]
-            rows = conn.execute(
-                sa.update(items)
-                .where(items.c.id.in_(ids), items.c.status == PENDING)
-                .values(
-                    status=LEASED,
-                    lease_token=token,
-                    worker_id=worker_id,
-                    leased_at=now,
-                    lease_expires_at=expires_at,
-                    attempts=items.c.attempts + 1,
-                    updated_at=now,
+            if len(task_types) > 1:
+                candidates.sort(key=lambda r: (-r[1], r[0]))
+            rows = list(
+                conn.execute(
+                    _CLAIM_UPDATE,
+                    {
+                        "b_ids": [r[0] for r in candidates[:max_items]],
+                        "b_token": token,
+                        "b_worker": worker_id,
+                        "b_now": now,
+                        "b_expires": expires_at,
+                    },
                 )
-                .returning(
-                    items.c.id,
-                    items.c.job_id,
-                    items.c.task_type,
-                    items.c.dataset,
-                    items.c.shard,
-                    items.c.item_key,
-                    items.c.input,
-                    items.c.attempts,
-                    items.c.priority,
-                )
-            ).all()
-            params = self._params_for(conn, {r.job_id for r in rows})
-        rows.sort(key=lambda r: (-r.priority, r.id))
+            )
+            params = self._params_for(conn, {r[1] for r in rows})
+        rows.sort(key=lambda r: (-r[8], r[0]))
         return [
             Lease(
-                item_id=r.id,
+                item_id=item_id,
                 token=token,
-                attempt=r.attempts,
+                attempt=attempts,
                 expires_at=expires_at,
-                job_id=r.job_id,
-                task_type=r.task_type,
-                dataset=r.dataset,
-                shard=r.shard,
-                item_key=r.item_key,
-                input=loads(r.input),
-                params=params[r.job_id],
+                job_id=job_id,
+                task_type=task_type,
+                dataset=dataset,
+                shard=shard,
+                item_key=item_key,
+                input=json.loads(raw_input),
+                params=params[job_id],
             )
-            for r in rows
+            for item_id, job_id, task_type, dataset, shard, item_key, raw_input, attempts, _ in rows
         ]
 
     def _params_for(self, conn: Connection, job_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -216,19 +263,9 @@ class WorkQueue:
         if refs_list:
             with self.db.write() as conn:
                 for token, ids in _by_token(refs_list).items():
+                    bind = {"b_ids": ids, "b_token": token, "b_worker": worker_id, "b_now": now}
                     extended.update(
-                        conn.execute(
-                            sa.update(items)
-                            .where(
-                                items.c.id.in_(ids),
-                                items.c.lease_token == token,
-                                items.c.worker_id == worker_id,
-                                items.c.status == LEASED,
-                                items.c.lease_expires_at >= now,
-                            )
-                            .values(lease_expires_at=expires_at, updated_at=now)
-                            .returning(items.c.id)
-                        ).scalars()
+                        conn.execute(_HEARTBEAT, {**bind, "b_expires": expires_at}).scalars()
                     )
         return HeartbeatAck(sorted(extended), sorted(wanted - extended), expires_at)
 
@@ -237,36 +274,19 @@ class WorkQueue:
     def complete(self, worker_id: str, contributor_id: str, batch: Sequence[ResultIn]) -> Ack:
         """Store results whose lease is live; acknowledge the rest without counting them."""
         now = self.clock()
-        first: dict[int, ResultIn] = {}
-        for r in batch:
-            first.setdefault(r.item_id, r)
+        # One entry per lease: a resend may carry a stale and a live result for one item.
+        by_lease = {(r.item_id, r.token): r for r in reversed(batch)}
         ack = Ack()
-        if not first:
+        if not by_lease:
             return ack
+        accepted: list[tuple[Any, ResultIn]] = []
         with self.db.write() as conn:
-            done_rows: list[Any] = []
-            for token, ids in _by_token(first.values()).items():
-                done_rows.extend(
-                    conn.execute(
-                        sa.update(items)
-                        .where(
-                            items.c.id.in_(ids),
-                            items.c.lease_token == token,
-                            items.c.worker_id == worker_id,
-                            items.c.status == LEASED,
-                            items.c.lease_expires_at >= now,
-                        )
-                        .values(
-                            status=DONE,
-                            lease_token=None,
-                            lease_expires_at=None,
-                            last_error=None,
-                            updated_at=now,
-                        )
-                        .returning(items.c.id, items.c.job_id, items.c.attempts, items.c.task_type)
-                    ).all()
-                )
-            if done_rows:
+            for token, ids in _by_token(by_lease.values()).items():
+                rows = conn.execute(
+                    _COMPLETE, {"b_ids": ids, "b_token": token, "b_worker": worker_id, "b_now": now}
+                ).all()
+                accepted.extend((row, by_lease[(row.id, token)]) for row in rows)
+            if accepted:
                 conn.execute(
                     results.insert(),
                     [
@@ -275,24 +295,24 @@ class WorkQueue:
                             "job_id": row.job_id,
                             "worker_id": worker_id,
                             "contributor_id": contributor_id,
-                            "lease_token": first[row.id].token,
+                            "lease_token": result.token,
                             "attempt": row.attempts,
                             "task_type": row.task_type,
-                            "model": first[row.id].model,
-                            "text": first[row.id].text,
-                            "output": dumps(first[row.id].output),
-                            "blob_key": first[row.id].blob_key,
-                            "quality_score": first[row.id].quality_score,
-                            "started_at": first[row.id].started_at,
-                            "finished_at": first[row.id].finished_at,
+                            "model": result.model,
+                            "text": result.text,
+                            "output": dumps(result.output),
+                            "blob_key": result.blob_key,
+                            "quality_score": result.quality_score,
+                            "started_at": result.started_at,
+                            "finished_at": result.finished_at,
                             "created_at": now,
                         }
-                        for row in done_rows
+                        for row, result in accepted
                     ],
                 )
-        accepted = {row.id for row in done_rows}
-        ack.accepted = sorted(accepted)
-        ack.stale = sorted(set(first) - accepted)
+        accepted_ids = {row.id for row, _ in accepted}
+        ack.accepted = sorted(accepted_ids)
+        ack.stale = sorted({item_id for item_id, _ in by_lease} - accepted_ids)
         return ack
 
     # -- fail, release, reap -------------------------------------------------------------------
@@ -300,16 +320,19 @@ class WorkQueue:
     def fail(self, worker_id: str, failures: Sequence[FailureIn]) -> Ack:
         """A retryable failure goes back to pending after a backoff (or fails once attempts are
         spent); a permanent one fails at once with its reason."""
-        by_id = {f.item_id: f for f in failures}
+        by_lease = {(f.item_id, f.token): f for f in failures}
         with self.db.write() as conn:
-            held = self._held(conn, worker_id, [LeaseRef(f.item_id, f.token) for f in failures])
+            held = self._held(conn, worker_id, [LeaseRef(i, t) for i, t in by_lease])
+            # _held returns only rows whose token matches: each id below has one live entry.
+            live = {row.id: by_lease[(row.id, row.lease_token)] for row in held}
             changed = self._end_leases(
                 conn,
                 held,
-                reason=lambda rid: by_id[rid].error,
-                permanent=lambda rid: by_id[rid].permanent,
+                reason=lambda rid: live[rid].error,
+                permanent=lambda rid: live[rid].permanent,
             )
-        return Ack(accepted=sorted(changed), stale=sorted(set(by_id) - changed))
+        stale = {item_id for item_id, _ in by_lease} - changed
+        return Ack(accepted=sorted(changed), stale=sorted(stale))
 
     def release(self, worker_id: str, refs: Sequence[LeaseRef], reason: str) -> Ack:
         """The worker gives leases back (shutdown, disconnect): they count as an attempt."""
@@ -322,14 +345,15 @@ class WorkQueue:
         """Send items whose lease expired back to pending (or to failed when attempts are spent)."""
         now = self.clock()
         with self.db.write() as conn:
-            if not self.db.is_sqlite and not conn.execute(
-                sa.select(sa.func.pg_try_advisory_xact_lock(_REAP_LOCK))
-            ).scalar():
+            if (
+                not self.db.is_sqlite
+                and not conn.execute(
+                    sa.select(sa.func.pg_try_advisory_xact_lock(_REAP_LOCK))
+                ).scalar()
+            ):
                 return 0
             query = (
-                sa.select(
-                    items.c.id, items.c.lease_token, items.c.attempts, items.c.max_attempts
-                )
+                sa.select(items.c.id, items.c.lease_token, items.c.attempts, items.c.max_attempts)
                 .where(items.c.status == LEASED, items.c.lease_expires_at < now)
                 .order_by(items.c.lease_expires_at)
                 .limit(limit)

@@ -150,11 +150,11 @@ class Worker:
             if self._stop.is_set():
                 await self._drain(transport)
             for task in (feeder, beats):
-                if task.done() and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+                if task.done() and not task.cancelled() and (error := task.exception()):
+                    raise error
         finally:
-            for task in (feeder, beats, stop):
-                task.cancel()
+            for pending in (feeder, beats, stop):
+                pending.cancel()
             await asyncio.gather(feeder, beats, stop, return_exceptions=True)
 
     # -- stages ----------------------------------------------------------------------------------
@@ -319,8 +319,7 @@ class Worker:
                     try:
                         ack = await transport.call(op, body)
                     except ProtocolError as exc:
-                        log.error("coordinator refused %d %s: %s", len(payloads), op, exc)
-                        ack = {"accepted": [], "stale": [p["item_id"] for p in payloads]}
+                        ack = await self._refused(transport, kind, payloads, exc)
                     self.stats["accepted"] += len(ack["accepted"])
                     self.stats["stale"] += len(ack["stale"])
                     done = set(ack["accepted"]) | set(ack["stale"])
@@ -331,6 +330,26 @@ class Worker:
                             del self.held[item_id]
             except ConnectionLost:
                 await asyncio.sleep(0.2)  # wait for the connection loop to reconnect
+
+    async def _refused(
+        self, transport: Transport, kind: str, payloads: list[dict[str, Any]], exc: Exception
+    ) -> dict[str, Any]:
+        """The coordinator refused a batch as invalid: resending cannot help. Results are
+        reported as permanent failures instead; refused failures are dropped."""
+        log.error("coordinator refused %d %s: %s", len(payloads), kind, exc)
+        if kind == "result":
+            failures = [
+                {
+                    "item_id": p["item_id"],
+                    "token": p["token"],
+                    "permanent": True,
+                    "error": f"the coordinator refused the result: {exc}"[:10_000],
+                }
+                for p in payloads
+            ]
+            with contextlib.suppress(ProtocolError):
+                await transport.call("fail", {"failures": failures})
+        return {"accepted": [], "stale": [p["item_id"] for p in payloads]}
 
     async def _heartbeat(self, transport: Transport, interval_s: float) -> None:
         while True:

@@ -126,7 +126,7 @@ class HttpTransport(Transport):
         except httpx.HTTPError as exc:
             raise ConnectionLost(f"{op}: {exc!r}") from exc
         _raise_for(response)
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
 
 class WsTransport(Transport):
@@ -174,7 +174,7 @@ class WsTransport(Transport):
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             raise ConnectionLost(f"cannot reach {self._url()}: {exc}") from exc
         self._reader = asyncio.create_task(self._read_forever())
-        return welcome  # type: ignore[no-any-return]
+        return welcome
 
     async def _read_forever(self) -> None:
         assert self._ws is not None
