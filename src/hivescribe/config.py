@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import yaml
@@ -42,6 +42,11 @@ FLAG_ENV_VARS = frozenset(
         "HIVESCRIBE_TOKEN",
         "HIVESCRIBE_NAME",
         "HIVESCRIBE_TASKS",
+        "HIVESCRIBE_MODEL",
+        "HIVESCRIBE_DEVICE",
+        "HIVESCRIBE_COMPUTE_TYPE",
+        "HIVESCRIBE_NO_VERIFY_SSL",
+        "HIVESCRIBE_HEARTBEAT_INTERVAL",
         "HIVESCRIBE_BATCH_SIZE",
         "HIVESCRIBE_STATE_DIR",
         "HIVESCRIBE_LEASE_TTL_S",
@@ -105,7 +110,7 @@ class WorkerConfig(_Section):
     heartbeat_interval: float = Field(30.0, gt=0)
     verify_ssl: bool = True
     state_dir: Path | None = None
-    prefetch_batches: int = Field(1, ge=0, le=16)
+    prefetch_batches: int = Field(2, ge=0, le=16)
 
 
 class MonitorConfig(_Section):
@@ -122,7 +127,6 @@ class Settings(BaseSettings):
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     worker: WorkerConfig = WorkerConfig()
     monitor: MonitorConfig = MonitorConfig()
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod
     def settings_customise_sources(

@@ -1182,7 +1182,7 @@ def test_cli_submit_of_garbage_source_exits_2_with_one_readable_error(
     # a table found broken mid-stream fails after the progress bar has started
     _, found, error = stderr.partition("error: ")
     assert found, stderr
-    message = " ".join(error.split())  # rich may wrap a long line: see the xfail below
+    message = " ".join(error.split())
     assert phrase in message, message
     assert_still_serving(coord, admin)
 
@@ -1269,7 +1269,7 @@ def test_garbage_file_in_a_folder_fails_alone(
     assert done.returncode == 0, done.stderr
     job_id = json.loads(done.stdout)["job_id"]
     # over WebSocket: a stopped worker's connection ends and any claim it had waiting with it
-    # (over HTTP an abandoned long-poll claim leases on: see the xfail test below)
+    # (over HTTP an abandoned long-poll gives back what it leased: tested below)
     proc = start_worker(
         coord.ws_url,
         "folder-worker",

@@ -233,3 +233,23 @@ def test_two_coordinators_on_one_postgres_complete_each_item_once(
         assert conn.execute(sa.text("SELECT max(attempts) FROM items")).scalar() == 1
     db.dispose()
     assert_exactly_once(pg_url, job_id, n)
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_gives_back_the_rest(
+    coordinator_factory: Any, worker_factory: Any, tmp_path: Path
+) -> None:
+    # A long lease: anything still leased after the worker exits was not given back.
+    coord = coordinator_factory(lease_ttl_s=300)
+    with coord.admin() as client:
+        job_id = create_echo_job(client, 200, delay_ms=100)
+    worker = worker_factory(coord.ws_url, "graceful", "--batch-size", "8")
+    wait_for(lambda: counts(coord, job_id)["done"] >= 8, 60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+
+    after = counts(coord, job_id)
+    assert after["leased"] == 0, after  # released at once, not left to expire
+    assert after["done"] + after["pending"] == 200
+    stats = worker_stats(tmp_path / "graceful.log")
+    assert stats["accepted"] == after["done"]  # everything it finished was submitted
+    assert stats["claimed"] > stats["accepted"]  # it held more than it ran: those went back

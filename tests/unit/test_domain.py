@@ -166,14 +166,6 @@ def test_backoff_is_reproducible_with_a_seeded_rng() -> None:
     assert first == second
 
 
-def test_exhausted() -> None:
-    policy = RetryPolicy(max_attempts=2)
-    assert not policy.exhausted(0)
-    assert not policy.exhausted(1)
-    assert policy.exhausted(2)
-    assert policy.exhausted(3)
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -45,10 +46,8 @@ def friendly_errors() -> Iterator[None]:
         fail(f"the coordinator answered {exc.status}: {exc.detail}", 1)
     except (AuthFailed, ConnectionLost) as exc:
         fail(str(exc), 1)
-    except OSError as exc:
-        if type(exc).__module__.startswith("httpx") or "connect" in str(exc).lower():
-            fail(f"cannot reach the coordinator: {exc}", 1)
-        raise
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the coordinator: {exc}", 1)
 
 
 def settings_from(config: Path | None, overrides: dict[str, Any]) -> Settings:

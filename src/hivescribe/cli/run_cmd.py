@@ -163,8 +163,10 @@ def _follow(store: Any, job_id: str, procs: list[subprocess.Popen[bytes]]) -> No
     with Progress(*columns, console=console) as progress:
         counts = store.jobs.counts(job_id)
         total = sum(counts.values())
-        bar = progress.add_task("processing", total=total, rate="-", failed=0)
         first = finished = counts["done"] + counts["failed"] + counts["cancelled"]
+        bar = progress.add_task(
+            "processing", total=total, completed=finished, rate="-", failed=counts["failed"]
+        )
         t0 = time.monotonic()
         while finished < total:
             time.sleep(0.5)

@@ -33,7 +33,9 @@ def orchestrator(
     lease_ttl_s: float | None = typer.Option(
         None, "--lease-ttl", envvar="HIVESCRIBE_LEASE_TTL_S", help="Seconds a lease lives."
     ),
-    log_level: str = typer.Option("info", envvar="HIVESCRIBE_LOG_LEVEL", help="debug|info|warning"),
+    log_level: str = typer.Option(
+        "info", envvar="HIVESCRIBE_LOG_LEVEL", help="debug, info, warning or error."
+    ),
 ) -> None:
     """Run the coordinator: the worker protocol (ws and http), the jobs API and the reaper.
 
@@ -54,10 +56,10 @@ def orchestrator(
                 }
             },
         )
-        run_server(settings, no_ssl=no_ssl)
+        run_server(settings, no_ssl=no_ssl, log_level=log_level)
 
 
-def run_server(settings: Settings, *, no_ssl: bool) -> None:
+def run_server(settings: Settings, *, no_ssl: bool, log_level: str = "info") -> None:
     import logging
 
     import uvicorn
@@ -99,7 +101,8 @@ def run_server(settings: Settings, *, no_ssl: bool) -> None:
         host=cfg.host,
         port=cfg.port,
         ws_max_size=cfg.max_message_bytes,
-        log_level=settings.log_level if settings.log_level != "info" else "warning",
+        ws_per_message_deflate=False,  # small JSON messages: compression costs more than it saves
+        log_level="warning" if log_level == "info" else log_level,  # uvicorn's access log is noisy
         timeout_graceful_shutdown=5,
         **ssl_files,  # type: ignore[arg-type]
     )

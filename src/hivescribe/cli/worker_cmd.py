@@ -27,23 +27,39 @@ def worker(
         None, envvar="HIVESCRIBE_NAME", help="This worker's name (default: the host name)."
     ),
     task: list[str] | None = typer.Option(
-        None, "--task", help="Task type to serve; repeat for several (default: all installed)."
+        None,
+        "--task",
+        envvar="HIVESCRIBE_TASKS",
+        help="Task type to serve; repeat for several (default: all installed).",
     ),
     batch_size: int | None = typer.Option(
         None, envvar="HIVESCRIBE_BATCH_SIZE", help="Items per claim (default 32)."
     ),
-    model: str | None = typer.Option(None, help="Model id or path for the backend."),
-    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 or auto."),
-    compute_type: str | None = typer.Option(None, help="float16, int8, ... (backend-specific)."),
+    model: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_MODEL", help="Model id or path for the backend."
+    ),
+    device: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_DEVICE", help="cpu, cuda, cuda:1 or auto."
+    ),
+    compute_type: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_COMPUTE_TYPE", help="float16, int8, ... (backend-specific)."
+    ),
     state_dir: Path | None = typer.Option(
         None, envvar="HIVESCRIBE_STATE_DIR", help="Outbox and worker id (default per name)."
     ),
     no_verify_ssl: bool = typer.Option(
-        False, "--no-verify-ssl", help="Accept a self-signed certificate (testing only)."
+        False,
+        "--no-verify-ssl",
+        envvar="HIVESCRIBE_NO_VERIFY_SSL",
+        help="Accept a self-signed certificate (testing only).",
     ),
-    heartbeat_interval: float | None = typer.Option(None, help="Seconds between heartbeats."),
+    heartbeat_interval: float | None = typer.Option(
+        None, envvar="HIVESCRIBE_HEARTBEAT_INTERVAL", help="Seconds between heartbeats."
+    ),
     config: Path | None = ConfigOpt,
-    log_level: str = typer.Option("info", envvar="HIVESCRIBE_LOG_LEVEL"),
+    log_level: str = typer.Option(
+        "info", envvar="HIVESCRIBE_LOG_LEVEL", help="debug, info, warning or error."
+    ),
 ) -> None:
     """Connect to a coordinator, claim batches, run them, and send results back.
 
@@ -87,6 +103,8 @@ def worker(
         options = BackendOptions(model=cfg.model, device=cfg.device, compute_type=cfg.compute_type)
         tasks = cfg.tasks or available_task_types()
         backends = {t: load_backend(t, options) for t in tasks}
+        if not cfg.server.startswith(("ws://", "wss://", "http://", "https://")):
+            fail(f"--server must start with ws://, wss://, http:// or https://: {cfg.server!r}")
         runtime = Worker(
             WorkerOptions(
                 server=cfg.server,

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from hivescribe.worker.transport import http_base, ssl_context
+from hivescribe.client.urls import http_base, ssl_context
 
 
 class ApiError(Exception):

@@ -54,7 +54,7 @@ class TokenAuth:
         principal = self.authenticate(token)
         if principal.role not in roles:
             raise ForbiddenError(
-                f"this endpoint needs a {' or '.join(r.value for r in roles)} token"
+                f"this endpoint is for {' or '.join(r.value for r in roles)} tokens only"
             )
         return principal
 

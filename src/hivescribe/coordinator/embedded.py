@@ -39,6 +39,7 @@ class EmbeddedCoordinator:
             create_app(self.coordinator),
             log_level="warning",
             ws_max_size=self.coordinator.config.max_message_bytes,
+            ws_per_message_deflate=False,
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)

@@ -62,7 +62,7 @@ async def create_job(
             source=body.source,
             priority=body.priority,
             replication=body.replication,
-            max_attempts=body.max_attempts or coord.config.max_attempts,
+            max_attempts=body.max_attempts,  # None: the configured default
         )
     )
     return {"job_id": job_id}

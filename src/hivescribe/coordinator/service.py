@@ -152,7 +152,12 @@ class WorkerService:
         )
         for item_id in ack.lost:
             session.leases.pop(item_id, None)
-        return {"extended": ack.extended, "lost": ack.lost, "expires_at": ack.expires_at}
+        return {
+            "extended": ack.extended,
+            "lost": ack.lost,
+            "expires_at": ack.expires_at,
+            "lease_ttl_s": self.config.lease_ttl_s,
+        }
 
     async def submit(self, session: WorkerSession, batch: Sequence[ResultBody]) -> dict[str, Any]:
         results = [ResultIn(**r.model_dump()) for r in batch]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 3
+    max_attempts: int = 3  # the default for new jobs; each item carries its job's limit
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     jitter: float = 0.5  # the delay is multiplied by a factor drawn from [1 - jitter, 1 + jitter]
@@ -20,10 +20,6 @@ class RetryPolicy:
             raise ValueError("backoff times must not be negative")
         if not 0 <= self.jitter <= 1:
             raise ValueError("jitter must be between 0 and 1")
-
-    def exhausted(self, attempts: int) -> bool:
-        """True when ``attempts`` leases have been spent and no more may be granted."""
-        return attempts >= self.max_attempts
 
     def backoff_s(self, attempts: int, rng: random.Random | None = None) -> float:
         """Delay before the next attempt after ``attempts`` tries: jittered, exponential, capped."""

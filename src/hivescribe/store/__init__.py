@@ -53,7 +53,7 @@ class Store:
     ) -> None:
         self.db = db
         self.queue = WorkQueue(db, policy=policy, lease_ttl_s=lease_ttl_s, clock=clock)
-        self.jobs = JobStore(db, clock=clock)
+        self.jobs = JobStore(db, policy=policy, clock=clock)
         self.registry = Registry(db, clock=clock)
 
     def close(self) -> None:

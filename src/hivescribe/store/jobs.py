@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hivescribe.domain import ItemStatus, NotFoundError, job_status_from_counts
+from hivescribe.domain import ItemStatus, NotFoundError, RetryPolicy, job_status_from_counts
 from hivescribe.store._sql import dumps, insert_for, loads
 from hivescribe.store.db import Database
 from hivescribe.store.schema import items, jobs
@@ -47,8 +47,15 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.db = db
+        self.policy = policy or RetryPolicy()
         self.clock = clock
 
     def create_job(
@@ -61,8 +68,9 @@ class JobStore:
         source: str = "",
         priority: int = 0,
         replication: int = 1,
-        max_attempts: int = 3,
+        max_attempts: int | None = None,
     ) -> str:
+        """A new job; ``max_attempts`` defaults to the retry policy's."""
         now = self.clock()
         job_id = uuid.uuid4().hex
         with self.db.write() as conn:
@@ -76,7 +84,7 @@ class JobStore:
                     priority=priority,
                     owner=owner,
                     replication=replication,
-                    max_attempts=max_attempts,
+                    max_attempts=max_attempts or self.policy.max_attempts,
                     cancelled=False,
                     created_at=now,
                     updated_at=now,

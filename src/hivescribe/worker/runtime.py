@@ -43,7 +43,7 @@ class WorkerOptions:
     batch_size: int = 32
     verify_ssl: bool = True
     heartbeat_interval_s: float = 30.0
-    prefetch_batches: int = 1
+    prefetch_batches: int = 2
     claim_wait_s: float = 20.0
     shutdown_timeout_s: float = 30.0
     reconnect_max_s: float = 30.0
@@ -214,6 +214,7 @@ class Worker:
                             item.data = await _fetch_url(transport, source["url"])
                     except ProtocolError as exc:
                         self._record_failures([(item, Failure(f"input: {exc}", permanent=True))])
+                        self._outbox_changed.set()
                         return None
             return item
 
@@ -228,8 +229,9 @@ class Worker:
                 if not live:
                     continue
                 self._running = {i.item_id for i in live}
-                outcomes = await to_thread.run_sync(self._process, live)
-                self._record(live, outcomes)
+                # The outbox write happens in the same thread, off the event loop.
+                await to_thread.run_sync(lambda: self._record(live, self._process(live)))
+                self._outbox_changed.set()
             finally:
                 self._running = set()
                 self._slots.release()
@@ -252,6 +254,8 @@ class Worker:
         return [by_id[i.item_id] for i in items]
 
     def _record(self, items: list[WorkItem], outcomes: list[Outcome]) -> None:
+        """Keep outcomes in the outbox (runs in the runner's thread; the caller wakes the
+        submitter from the event loop)."""
         now = time.time()
         results = []
         failures: list[tuple[WorkItem, Failure]] = []
@@ -275,7 +279,6 @@ class Worker:
             self._outbox.put("result", results)
             self.stats["succeeded"] += len(results)
         self._record_failures(failures)
-        self._outbox_changed.set()
 
     def _record_failures(self, failures: list[tuple[WorkItem, Failure]]) -> None:
         if not failures:
@@ -294,7 +297,6 @@ class Worker:
             ],
         )
         self.stats["failed"] += len(failures)
-        self._outbox_changed.set()
 
     async def _submit_forever(self) -> None:
         while True:

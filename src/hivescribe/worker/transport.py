@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import ssl
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +18,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-WS_PATH = "/api/v1/worker/ws"
+from hivescribe.client.urls import WS_PATH, http_base, ssl_context
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -33,22 +33,6 @@ class AuthFailed(Exception):
 
 class ProtocolError(Exception):
     """The coordinator rejected a message as malformed (a bug on one side)."""
-
-
-def http_base(server: str) -> str:
-    """The http(s) base URL of a ws(s):// or http(s):// server URL."""
-    parts = urlsplit(server)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    path = parts.path.removesuffix(WS_PATH).rstrip("/")
-    return urlunsplit((scheme, parts.netloc, path, "", ""))
-
-
-def ssl_context(verify: bool) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if not verify:  # --no-verify-ssl: accept a self-signed certificate
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Transport:
@@ -113,9 +97,9 @@ class HttpTransport(Transport):
         except httpx.HTTPError as exc:
             raise ConnectionLost(str(exc)) from exc
         _raise_for(response)
-        # A claim of zero is not allowed; check the token with a heartbeat of nothing.
-        await self.call("heartbeat", {"leases": []})
-        return {"type": "welcome", "worker_id": self.worker_id}
+        # Check the token, and learn the lease time, with a heartbeat of nothing.
+        ack = await self.call("heartbeat", {"leases": []})
+        return {"type": "welcome", "worker_id": self.worker_id, "lease_ttl_s": ack["lease_ttl_s"]}
 
     async def call(self, op: str, body: dict[str, Any], timeout_s: float = 60.0) -> dict[str, Any]:
         payload = {"worker_id": self.worker_id, **body}
@@ -150,6 +134,7 @@ class WsTransport(Transport):
                 self._url(),
                 ssl=ssl_context(self.verify_ssl) if self.server.startswith("wss") else None,
                 max_size=MAX_MESSAGE_BYTES,
+                compression=None,
                 open_timeout=10,
                 ping_interval=20,
                 ping_timeout=20,
