@@ -50,6 +50,16 @@ from hivescribe.store import Database, NewItem, open_store
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def autocommit(url: str, sql: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE, VACUUM)."""
+    engine = sa.create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as conn:
+        conn.exec_driver_sql(sql)
+    engine.dispose()
+
+
 class Env:
     """A scratch folder and (for PostgreSQL) a scratch database, removed afterwards."""
 
@@ -57,13 +67,7 @@ class Env:
         self.dir = Path(tempfile.mkdtemp(prefix="hs-bench-"))
         self.pg_name = f"hs_bench_{uuid.uuid4().hex[:10]}" if db == "postgres" else None
         if self.pg_name:
-            admin = sa.create_engine(
-                PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
-                isolation_level="AUTOCOMMIT",
-            )
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {self.pg_name}")
-            admin.dispose()
+            autocommit(PG_ADMIN, f"CREATE DATABASE {self.pg_name}")
             self.url = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.pg_name}"
         else:
             self.url = f"sqlite:///{self.dir}/data/hivescribe.db"
@@ -78,13 +82,7 @@ class Env:
 
     def close(self) -> None:
         if self.pg_name:
-            admin = sa.create_engine(
-                PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
-                isolation_level="AUTOCOMMIT",
-            )
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
-            admin.dispose()
+            autocommit(PG_ADMIN, f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -107,12 +105,7 @@ def settle(url: str) -> float:
     if not url.startswith("postgresql"):
         return 0.0
     t0 = time.monotonic()
-    engine = sa.create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE items")
-    engine.dispose()
+    autocommit(url, "VACUUM ANALYZE items")
     return time.monotonic() - t0
 
 
