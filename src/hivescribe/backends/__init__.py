@@ -1,10 +1,14 @@
 """Backends, one module per model family, found through the ``hivescribe.backends`` entry
-points (name = task type)."""
+points (name = backend name; each backend class lists the task types it serves). The model
+registry (registry.py) says which backend serves which model."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib.metadata import entry_points
+from typing import Any
 
+from hivescribe.backends import registry
 from hivescribe.backends.base import (
     Backend,
     BackendOptions,
@@ -25,24 +29,60 @@ __all__ = [
     "Success",
     "WorkItem",
     "available_task_types",
+    "backend_for",
     "load_backend",
 ]
 
 GROUP = "hivescribe.backends"
+# The pip extra that brings each backend's libraries.
+EXTRAS = {"whisper": "whisper", "caption-transformers": "caption", "caption-vllm": "vllm"}
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def load_backend(name: str, options: BackendOptions) -> Backend:
+    """Construct the installed backend called ``name`` with the worker's options."""
+    found = _entry_points().get(name)
+    if found is None:
+        raise ValidationError(
+            f"no backend {name!r} is installed; installed: {', '.join(sorted(_entry_points()))}"
+        )
+    try:
+        backend_cls = found.load()
+    except ImportError as exc:
+        raise ValidationError(
+            f"backend {name!r} needs a package that is not installed ({exc.name}); "
+            f"install it with pip install 'hivescribe[{EXTRAS.get(name, name)}]'"
+        ) from None
+    backend: Backend = backend_cls(options)
+    return backend
+
+
+def backend_for(task_type: str, options: BackendOptions) -> tuple[str, BackendOptions]:
+    """The backend name and options (model resolved) that serve a task type on this worker."""
+    choice = registry.choose(
+        task_type,
+        options.model,
+        backend=options.extra.get("backend"),
+        endpoint=options.extra.get("endpoint"),
+    )
+    return choice.backend, replace(options, model=choice.model)
 
 
 def available_task_types() -> list[str]:
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
-
-
-def load_backend(task_type: str, options: BackendOptions) -> Backend:
-    """The installed backend for a task type, constructed with the worker's options."""
-    found = [ep for ep in entry_points(group=GROUP) if ep.name == task_type]
-    if not found:
-        raise ValidationError(
-            f"no backend for task {task_type!r} is installed; "
-            f"available here: {', '.join(available_task_types()) or 'none'}"
-        )
-    backend_cls = found[0].load()
-    backend: Backend = backend_cls(options)
-    return backend
+    """Task types whose default backend is installed with its libraries (a worker given no
+    --task serves these)."""
+    points = _entry_points()
+    usable = set()
+    for name in {m.backend for m in registry.MODELS if m.default}:
+        try:
+            if name in points:
+                points[name].load()
+                usable.add(name)
+        except ImportError:
+            continue
+    return sorted(
+        {t for m in registry.MODELS if m.default and m.backend in usable for t in m.task_types}
+    )

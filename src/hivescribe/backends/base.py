@@ -52,10 +52,10 @@ class BackendOptions:
 
 
 class Backend:
-    """Subclasses set ``task_type`` and implement ``process_one`` (or ``process_batch`` for
+    """Subclasses set ``task_types`` and implement ``process_one`` (or ``process_batch`` for
     real batching). One bad item fails alone: its exception becomes that item's Failure."""
 
-    task_type: str = ""
+    task_types: tuple[str, ...] = ()
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options or BackendOptions()

@@ -12,7 +12,7 @@ from hivescribe.backends.base import Backend, Failure, Outcome, Success, WorkIte
 
 
 class EchoBackend(Backend):
-    task_type = "echo"
+    task_types = ("echo",)
 
     @property
     def models(self) -> list[str]:

@@ -44,6 +44,17 @@ def worker(
     compute_type: str | None = typer.Option(
         None, envvar="HIVESCRIBE_COMPUTE_TYPE", help="float16, int8, ... (backend-specific)."
     ),
+    backend: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_BACKEND", help="Backend name, when the model id does not say."
+    ),
+    endpoint: str | None = typer.Option(
+        None,
+        envvar="HIVESCRIBE_ENDPOINT",
+        help="Base URL of an OpenAI-compatible server (vLLM, Ollama, ...), e.g. http://h:8000/v1",
+    ),
+    api_key: str | None = typer.Option(
+        None, envvar="HIVESCRIBE_API_KEY", help="API key for --endpoint, if it needs one."
+    ),
     state_dir: Path | None = typer.Option(
         None, envvar="HIVESCRIBE_STATE_DIR", help="Outbox and worker id (default per name)."
     ),
@@ -69,7 +80,13 @@ def worker(
 
     Example: hivescribe worker --server ws://localhost:8765 --token T --name gpu-1 --task echo
     """
-    from hivescribe.backends import BackendOptions, available_task_types, load_backend
+    from hivescribe.backends import (
+        Backend,
+        BackendOptions,
+        available_task_types,
+        backend_for,
+        load_backend,
+    )
     from hivescribe.worker import Worker, WorkerOptions
     from hivescribe.worker.state import default_state_dir
     from hivescribe.worker.transport import AuthFailed
@@ -100,9 +117,25 @@ def worker(
         if cfg.token is None:
             fail("no token: pass --token (or set HIVESCRIBE_TOKEN)")
         worker_name = cfg.name or socket.gethostname()
-        options = BackendOptions(model=cfg.model, device=cfg.device, compute_type=cfg.compute_type)
-        tasks = cfg.tasks or available_task_types()
-        backends = {t: load_backend(t, options) for t in tasks}
+        options = BackendOptions(
+            model=cfg.model,
+            device=cfg.device,
+            compute_type=cfg.compute_type,
+            extra={
+                k: v
+                for k, v in {"backend": backend, "endpoint": endpoint, "api_key": api_key}.items()
+                if v
+            },
+        )
+        # One instance per (backend, model): whisper serves audio and video with one model.
+        loaded: dict[tuple[str, str | None], Backend] = {}
+        backends = {}
+        for task_type in cfg.tasks or available_task_types():
+            name, task_options = backend_for(task_type, options)
+            key = (name, task_options.model)
+            if key not in loaded:
+                loaded[key] = load_backend(name, task_options)
+            backends[task_type] = loaded[key]
         if not cfg.server.startswith(("ws://", "wss://", "http://", "https://")):
             fail(f"--server must start with ws://, wss://, http:// or https://: {cfg.server!r}")
         runtime = Worker(

@@ -229,12 +229,15 @@ class Worker:
                 if not live:
                     continue
                 self._running = {i.item_id for i in live}
-                # The outbox write happens in the same thread, off the event loop.
-                await to_thread.run_sync(lambda: self._record(live, self._process(live)))
+                await to_thread.run_sync(self._run_and_record, live)
                 self._outbox_changed.set()
             finally:
                 self._running = set()
                 self._slots.release()
+
+    def _run_and_record(self, items: list[WorkItem]) -> None:
+        """The model run and the outbox write, together in the runner's thread, off the loop."""
+        self._record(items, self._process(items))
 
     def _process(self, items: list[WorkItem]) -> list[Outcome]:
         """Run each task type's backend; if a whole batch raises, retry its items one by one
