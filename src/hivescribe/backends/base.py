@@ -22,6 +22,7 @@ class WorkItem:
     text: str | None = None  # inline text inputs
     data: bytes | None = None  # fetched bytes (files, URLs)
     filename: str | None = None
+    decoded: Any = None  # what Backend.prepare made of the input (audio samples, an image)
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Success:
     text: str | None = None  # the result's main text (caption, transcript, ...)
     model: str | None = None
     quality_score: float | None = None
+    blob: bytes | None = None  # an output file (speech, a document), stored as a blob
+    blob_name: str | None = None  # its file name, for the extension and the export
 
 
 @dataclass
@@ -66,6 +69,11 @@ class Backend:
 
     def load(self) -> None:
         """Load weights once, before the first batch."""
+
+    def prepare(self, item: WorkItem) -> None:
+        """Decode an item's fetched input into ``item.decoded``. The worker calls this ahead of
+        the model, in other threads with bounded concurrency, so the model never waits on
+        decoding. Raise InputError for input that can never succeed."""
 
     def process_batch(self, items: list[WorkItem]) -> list[Outcome]:
         return [self._guarded(item) for item in items]

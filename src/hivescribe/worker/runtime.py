@@ -20,7 +20,15 @@ from typing import Any
 from anyio import to_thread
 
 from hivescribe import __version__
-from hivescribe.backends import Backend, BackendOptions, Failure, Outcome, Success, WorkItem
+from hivescribe.backends import (
+    Backend,
+    BackendOptions,
+    Failure,
+    InputError,
+    Outcome,
+    Success,
+    WorkItem,
+)
 from hivescribe.worker.outbox import Outbox
 from hivescribe.worker.state import StateDir
 from hivescribe.worker.transport import (
@@ -44,6 +52,7 @@ class WorkerOptions:
     verify_ssl: bool = True
     heartbeat_interval_s: float = 30.0
     prefetch_batches: int = 2
+    decode_concurrency: int = 4
     claim_wait_s: float = 20.0
     shutdown_timeout_s: float = 30.0
     reconnect_max_s: float = 30.0
@@ -65,6 +74,7 @@ class Worker:
         self._running: set[int] = set()
         self._outbox_changed = asyncio.Event()
         self._outbox: Outbox | None = None
+        self._decoders = asyncio.Semaphore(options.decode_concurrency)
 
     def request_stop(self) -> None:
         """Finish the current batch, submit, give back the rest, and return from run()."""
@@ -218,8 +228,27 @@ class Worker:
                         return None
             return item
 
-        fetched = await asyncio.gather(*(one(lease) for lease in leases))
-        return [item for item in fetched if item is not None]
+        fetched = [i for i in await asyncio.gather(*(one(lease) for lease in leases)) if i]
+        prepared = await asyncio.gather(*(self._prepare(item) for item in fetched))
+        return [item for item in prepared if item is not None]
+
+    async def _prepare(self, item: WorkItem) -> WorkItem | None:
+        """Decode ahead of the model (bounded); a bad input fails its own item here."""
+        backend = self.backends.get(item.task_type)
+        if backend is None:
+            return item
+        async with self._decoders:
+            try:
+                await to_thread.run_sync(backend.prepare, item)
+            except InputError as exc:
+                failure = Failure(f"bad input: {exc}", permanent=True)
+            except Exception as exc:
+                failure = Failure(f"decoding: {type(exc).__name__}: {exc}")
+            else:
+                return item
+        self._record_failures([(item, failure)])
+        self._outbox_changed.set()
+        return None
 
     async def _run_batches(self) -> None:
         while True:
