@@ -39,6 +39,7 @@ format: $(STAMP)
 ## bench: throughput and claim latency; prints figures (see docs/benchmarks.md)
 bench: $(STAMP)
 	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/worker_overlap.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache
