@@ -107,9 +107,13 @@ def main() -> None:
     backend = FixedCostBackend(args.cost_ms / 1000)
     worker = Worker(
         WorkerOptions(
-            server=url, token=token, name="overlap", state_dir=work / "worker",
-            batch_size=args.batch, claim_wait_s=1.0,
-        ),  # fmt: skip
+            server=url,
+            token=token,
+            name="overlap",
+            state_dir=work / "worker",
+            batch_size=args.batch,
+            claim_wait_s=1.0,
+        ),
         {"echo": backend},
     )
 
