@@ -4,8 +4,10 @@ Run it again with the same arguments and it resumes the same job."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -93,12 +95,17 @@ def run(
             f"{'resuming' if job else 'created'} job {job_id}: {added:,} new items "
             f"({store.jobs.status(job_id)['total']:,} in all)"
         )
-        store.queue.retry_failed(job_id)  # a new run gives earlier failures another chance
+        # A new run gives earlier failures another chance; leases of a run that was killed
+        # belong to workers that died with it.
+        store.queue.retry_failed(job_id)
+        store.queue.requeue_leased(job_id)
         embedded = EmbeddedCoordinator(Coordinator.build(config, store))
-        embedded.start()
+        # Workers first, while this process has no other threads (see _die_with_parent);
+        # they connect as soon as the coordinator is up.
         procs = _start_workers(
-            embedded.url, worker_token, data_dir, workers, task, model, batch_size
+            embedded.bind(), worker_token, data_dir, workers, task, model, batch_size
         )
+        embedded.start()
         interrupted = False
         try:
             _follow(store, job_id, procs)
@@ -144,9 +151,29 @@ def _start_workers(
         ]
         if model:
             command += ["--model", model]
-        log = (logs / f"worker-{i + 1}.log").open("ab")
-        procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        with (logs / f"worker-{i + 1}.log").open("ab") as log:
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
+                )
+            )
     return procs
+
+
+_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: a local worker gets SIGTERM when `run` dies, even by SIGKILL, so no orphan keeps
+    working for a coordinator that is gone. Runs in the child between fork and exec: only
+    the prctl system call, with libc loaded by the parent."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _follow(store: Any, job_id: str, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -199,9 +226,14 @@ def _summary(
         f"{counts['pending'] + counts['leased']:,} left"
     )
     if failures:
-        reasons = Counter(f["last_error"] for f in failures)
-        for reason, n in reasons.most_common(5):
-            console.print(f"  [red]{n} failed:[/] {reason}")
+        console.print("[red]failed items[/] (run again to retry them):")
+        for failure in failures[:10]:
+            console.print(f"  {failure['item_key']}: {failure['last_error']}")
+        if len(failures) > 10:
+            reasons = Counter(f["last_error"] for f in failures)
+            console.print(f"  ... {len(failures) - 10} more; by reason:")
+            for reason, n in reasons.most_common(5):
+                console.print(f"  [red]{n}[/] {reason}")
     console.print(f"dataset: {out}/captions.parquet (and jobs, contributors, items)")
     if stopped or counts["pending"] + counts["leased"]:
         console.print("run the same command again to resume")

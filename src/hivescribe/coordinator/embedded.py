@@ -21,6 +21,7 @@ class EmbeddedCoordinator:
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
 
     @property
     def store(self) -> Store:
@@ -30,11 +31,19 @@ class EmbeddedCoordinator:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def bind(self) -> str:
+        """Reserve a free port now (so its URL can be handed out before the server runs)."""
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((self.host, 0))
+            self.port = self._sock.getsockname()[1]
+        return self.url
+
     def start(self, timeout_s: float = 30.0) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = sock.getsockname()[1]
+        self.bind()
+        sock = self._sock
+        assert sock is not None
         config = uvicorn.Config(
             create_app(self.coordinator),
             log_level="warning",

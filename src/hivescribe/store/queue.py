@@ -444,6 +444,26 @@ class WorkQueue:
                 .values(status=PENDING, attempts=0, available_at=now, updated_at=now)
             ).rowcount
 
+    def requeue_leased(self, job_id: str) -> int:
+        """Send a job's leased items back to pending now (their attempt stays spent). For when
+        their holders are known to be gone, such as `hivescribe run` restarting after a crash;
+        a late result from an old holder is then stale, never counted."""
+        now = self.clock()
+        with self.db.write() as conn:
+            return conn.execute(
+                sa.update(items)
+                .where(items.c.job_id == job_id, items.c.status == LEASED)
+                .values(
+                    status=PENDING,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    available_at=now,
+                    last_error="its worker was gone (requeued on restart)",
+                    updated_at=now,
+                )
+            ).rowcount
+
     def cancel_job(self, job_id: str) -> int:
         """Cancel a job's open items (pending and leased); finished ones stay as they are."""
         now = self.clock()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from hivescribe.backends import (
     Success,
     WorkItem,
 )
+from hivescribe.worker.fetch import Fetcher, FetchError, FetchOptions
 from hivescribe.worker.outbox import Outbox
 from hivescribe.worker.state import StateDir
 from hivescribe.worker.transport import (
@@ -57,6 +60,7 @@ class WorkerOptions:
     shutdown_timeout_s: float = 30.0
     reconnect_max_s: float = 30.0
     backend_options: BackendOptions = field(default_factory=BackendOptions)
+    fetch: FetchOptions = field(default_factory=FetchOptions)  # inputs and output uploads
 
 
 class Worker:
@@ -75,6 +79,8 @@ class Worker:
         self._outbox_changed = asyncio.Event()
         self._outbox: Outbox | None = None
         self._decoders = asyncio.Semaphore(options.decode_concurrency)
+        self._fetcher = Fetcher(options.fetch)
+        self._uploaded: dict[tuple[int, str], str] = {}  # (item_id, token) -> output blob_key
 
     def request_stop(self) -> None:
         """Finish the current batch, submit, give back the rest, and return from run()."""
@@ -110,6 +116,7 @@ class Worker:
         finally:
             self._outbox.close()
             state.close()
+            await self._fetcher.aclose()
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -198,7 +205,8 @@ class Worker:
     async def _fetch_inputs(
         self, transport: Transport, leases: list[dict[str, Any]]
     ) -> list[WorkItem]:
-        limit = asyncio.Semaphore(8)
+        """Fetch a batch's inputs concurrently (bounded, retried, size-capped: see fetch.py);
+        an input that cannot be had fails its own item."""
 
         async def one(lease: dict[str, Any]) -> WorkItem | None:
             source = lease["input"]
@@ -214,18 +222,19 @@ class Worker:
                 filename=source.get("filename"),
             )
             if "fetch" in source or "url" in source:
-                async with limit:
-                    try:
-                        if "fetch" in source:
-                            item.data = await transport.fetch_input(
-                                source["fetch"], item.item_id, item.token
-                            )
-                        else:
-                            item.data = await _fetch_url(transport, source["url"])
-                    except ProtocolError as exc:
-                        self._record_failures([(item, Failure(f"input: {exc}", permanent=True))])
-                        self._outbox_changed.set()
-                        return None
+                try:
+                    item.data = await self._fetcher.fetch(
+                        source,
+                        item_id=item.item_id,
+                        token=item.token,
+                        coordinator=transport.http,
+                        worker_id=transport.worker_id,
+                    )
+                except FetchError as exc:
+                    failure = Failure(f"input: {exc.reason}", permanent=exc.permanent)
+                    self._record_failures([(item, failure)])
+                    self._outbox_changed.set()
+                    return None
             return item
 
         fetched = [i for i in await asyncio.gather(*(one(lease) for lease in leases)) if i]
@@ -293,17 +302,18 @@ class Worker:
         failures: list[tuple[WorkItem, Failure]] = []
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, Success):
-                results.append(
-                    {
-                        "item_id": item.item_id,
-                        "token": item.token,
-                        "output": outcome.output,
-                        "text": outcome.text,
-                        "model": outcome.model,
-                        "quality_score": outcome.quality_score,
-                        "finished_at": now,
-                    }
-                )
+                result: dict[str, Any] = {
+                    "item_id": item.item_id,
+                    "token": item.token,
+                    "output": outcome.output,
+                    "text": outcome.text,
+                    "model": outcome.model,
+                    "quality_score": outcome.quality_score,
+                    "finished_at": now,
+                }
+                if outcome.blob is not None:  # uploaded by _flush, before the result is sent
+                    result[_BLOB] = self._spool_output(item, outcome)
+                results.append(result)
             else:
                 failures.append((item, outcome))
         if results:
@@ -336,8 +346,10 @@ class Worker:
             self._outbox_changed.clear()
             await self._flush()
 
-    async def _flush(self) -> None:
-        """Send everything in the outbox; what is acknowledged (counted or stale) leaves it."""
+    async def _flush(self, *, retry: bool = True) -> None:
+        """Send everything in the outbox; what is acknowledged (counted or stale) leaves it.
+        Without ``retry`` a lost connection ends the attempt: what is left stays on disk for
+        the next start."""
         assert self._outbox is not None
         while pending := self._outbox.pending(1000):
             await self._online.wait()
@@ -345,25 +357,114 @@ class Worker:
             if transport is None:
                 continue
             try:
+                pending, waiting = await self._store_outputs(transport, pending)
                 for kind, op in (("result", "results"), ("fail", "fail")):
                     payloads = [p for k, p in pending if k == kind]
-                    if not payloads:
-                        continue
-                    body = {op if op == "results" else "failures": payloads}
-                    try:
-                        ack = await transport.call(op, body)
-                    except ProtocolError as exc:
-                        ack = await self._refused(transport, kind, payloads, exc)
-                    self.stats["accepted"] += len(ack["accepted"])
-                    self.stats["stale"] += len(ack["stale"])
-                    done = set(ack["accepted"]) | set(ack["stale"])
-                    refs = [(p["item_id"], p["token"]) for p in payloads if p["item_id"] in done]
-                    self._outbox.acknowledge(refs)
-                    for item_id, token in refs:
-                        if self.held.get(item_id) == token:
-                            del self.held[item_id]
+                    # A result with an output file goes alone: should the coordinator refuse
+                    # it (its blob missing), the refusal is that result's only.
+                    for group in _submission_groups(payloads):
+                        body = {op if op == "results" else "failures": [_wire(p) for p in group]}
+                        try:
+                            ack = await transport.call(op, body)
+                        except ProtocolError as exc:
+                            ack = await self._refused(transport, kind, group, exc)
+                        self.stats["accepted"] += len(ack["accepted"])
+                        self.stats["stale"] += len(ack["stale"])
+                        done = set(ack["accepted"]) | set(ack["stale"])
+                        refs = [(p["item_id"], p["token"]) for p in group if p["item_id"] in done]
+                        self._outbox.acknowledge(refs)
+                        self._forget_outputs(group, done)
+                        for item_id, token in refs:
+                            if self.held.get(item_id) == token:
+                                del self.held[item_id]
+                if waiting:  # outputs the storage could not take yet: not in a tight loop
+                    await asyncio.sleep(1.0)
             except ConnectionLost:
+                if not retry:
+                    return
                 await asyncio.sleep(0.2)  # wait for the connection loop to reconnect
+
+    # -- output files: spooled beside the outbox, uploaded before their result is sent ------
+
+    def _spool_output(self, item: WorkItem, outcome: Success) -> dict[str, Any]:
+        """Keep an output file on disk until its result is acknowledged (runner's thread)."""
+        data = outcome.blob or b""
+        folder = self.options.state_dir / "outputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        lease = hashlib.sha256(f"{item.item_id}:{item.token}".encode()).hexdigest()[:24]
+        path = folder / f"{item.item_id}-{lease}.blob"
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        return {
+            "path": str(path),
+            "filename": outcome.blob_name or f"{item.item_key}.bin",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+
+    async def _store_outputs(
+        self, transport: Transport, pending: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+        """Upload the output files of pending results, which then carry their ``blob_key``.
+        An output that can never be stored turns its result into a permanent failure; one the
+        storage cannot take right now waits (the bool says whether any did)."""
+        ready: list[tuple[str, dict[str, Any]]] = []
+        waiting = False
+        for kind, payload in pending:
+            if kind != "result" or _BLOB not in payload:
+                ready.append((kind, payload))
+                continue
+            ref = (payload["item_id"], payload["token"])
+            try:
+                key = self._uploaded.get(ref) or await self._upload_output(transport, payload)
+            except FetchError as exc:
+                if not exc.permanent:
+                    log.warning("output of item %d not stored yet: %s", ref[0], exc.reason)
+                    waiting = True
+                    continue
+                log.error("output of item %d cannot be stored: %s", ref[0], exc.reason)
+                failure = {"item_id": ref[0], "token": ref[1], "permanent": True}
+                failure["error"] = f"output: {exc.reason}"[:10_000]
+                ready.append(("fail", {**failure, _BLOB: payload[_BLOB]}))
+                continue
+            ready.append((kind, {**payload, "blob_key": key}))
+        return ready, waiting
+
+    async def _upload_output(self, transport: Transport, payload: dict[str, Any]) -> str:
+        blob = payload[_BLOB]
+        path = Path(blob["path"])
+        if not path.is_file():
+            raise FetchError(
+                f"the output file {path.name} is gone from the state folder", permanent=True
+            )
+        try:
+            ticket = await transport.request_upload(
+                {
+                    "item_id": payload["item_id"],
+                    "token": payload["token"],
+                    "filename": blob["filename"][:1000],
+                    "size": blob["size"],
+                    "sha256": blob["sha256"],
+                }
+            )
+        except ProtocolError as exc:  # the lease is gone, or the file is over the limit
+            raise FetchError(f"the coordinator refused the upload: {exc}", permanent=True) from None
+        await self._fetcher.upload(ticket, path, blob["size"], coordinator=transport.http)
+        key = str(ticket["blob_key"])
+        self._uploaded[(payload["item_id"], payload["token"])] = key
+        return key
+
+    def _forget_outputs(self, payloads: list[dict[str, Any]], done: set[int]) -> None:
+        """Acknowledged results no longer need their spooled output file."""
+        for payload in payloads:
+            if payload["item_id"] in done and _BLOB in payload:
+                self._uploaded.pop((payload["item_id"], payload["token"]), None)
+                with contextlib.suppress(OSError):
+                    Path(payload[_BLOB]["path"]).unlink()
 
     async def _refused(
         self, transport: Transport, kind: str, payloads: list[dict[str, Any]], exc: Exception
@@ -405,7 +506,7 @@ class Worker:
             await asyncio.sleep(0.05)
         assert self._outbox is not None
         with contextlib.suppress(ConnectionLost, TimeoutError):
-            await asyncio.wait_for(self._flush(), max(1.0, deadline - time.monotonic()))
+            await asyncio.wait_for(self._flush(retry=False), max(1.0, deadline - time.monotonic()))
         in_outbox = set(self._outbox.held())
         unstarted = [
             {"item_id": i, "token": t}
@@ -427,15 +528,15 @@ def _run_alone(backend: Backend, item: WorkItem) -> Outcome:
         return Failure(f"{type(exc).__name__}: {exc}")
 
 
-async def _fetch_url(transport: Transport, url: str) -> bytes:
-    """External inputs: fetched by the worker itself (retries and size caps come with media)."""
-    import httpx
+_BLOB = "_blob"  # an outbox result's spooled output file: never sent as such
 
-    async with httpx.AsyncClient(timeout=60.0, follow_redirects=True) as client:
-        try:
-            response = await client.get(url)
-        except httpx.HTTPError as exc:
-            raise ProtocolError(f"cannot fetch {url}: {exc}") from exc
-    if response.status_code >= 400:
-        raise ProtocolError(f"fetching {url} gave HTTP {response.status_code}")
-    return response.content
+
+def _wire(payload: dict[str, Any]) -> dict[str, Any]:
+    """An outbox payload as the coordinator takes it (private keys removed)."""
+    return {k: v for k, v in payload.items() if not k.startswith("_")}
+
+
+def _submission_groups(payloads: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    plain = [p for p in payloads if _BLOB not in p or "blob_key" not in p]
+    alone = [[p] for p in payloads if _BLOB in p and "blob_key" in p]
+    return ([plain] if plain else []) + alone
