@@ -18,7 +18,8 @@ install: $(STAMP)
 
 ## demo: the main job on the embedded default (SQLite, local files, local workers)
 demo: $(STAMP)
-	$(BIN)/hivescribe run examples/sentences.csv --task echo --workers 2 --param delay_ms=2 --data-dir $(DEMO_DIR)
+	$(BIN)/hivescribe run examples/media --task transcription --workers 1 --data-dir $(DEMO_DIR)
+	$(BIN)/python scripts/demo_report.py $(DEMO_DIR)
 
 ## test: the whole suite (SQLite and PostgreSQL; start PostgreSQL first, see .ci/run)
 test: $(STAMP)
@@ -28,18 +29,19 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 ## bench: throughput and claim latency; prints figures (see docs/benchmarks.md)
 bench: $(STAMP)
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/worker_overlap.py
+	$(BIN)/python bench/export_memory.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -10,6 +10,7 @@ that names it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,64 @@ class SSLConfig(_Section):
     key: Path | None = None
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # as blobs.s3.BUCKET
+
+
 class StorageConfig(_Section):
     data_dir: Path = Path("./hivescribe_data")
     checkpoint_interval: int = Field(1000, gt=0)
+    # Where the bytes of inputs and outputs live. None: <data_dir>/blobs. A folder (or
+    # file:///folder). Or s3://bucket/prefix on AWS S3, Cloudflare R2, MinIO... (needs the
+    # ``s3`` extra). S3 credentials come from s3_access_key_id/s3_secret_access_key below or
+    # else the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    # AWS_SESSION_TOKEN, AWS_PROFILE) or an instance role. They stay on the coordinator:
+    # workers only ever get presigned URLs.
+    blobs_url: str | None = Field(None, min_length=1, max_length=1000)
+    # The S3 API endpoint for non-AWS services, e.g. https://<account>.r2.cloudflarestorage.com
+    # or http://minio:9000 (then path-style addressing is used). None: AWS. Workers fetch and
+    # upload through presigned URLs on this host, so it must be reachable from them.
+    s3_endpoint_url: str | None = Field(None, max_length=1000)
+    # The bucket's region (R2: "auto"). None: the AWS default (AWS_DEFAULT_REGION...).
+    s3_region: str | None = Field(None, min_length=1, max_length=64)
+    # Explicit S3 credentials, both or neither; prefer the AWS variables or a role.
+    s3_access_key_id: SecretStr | None = Field(None, repr=False)
+    s3_secret_access_key: SecretStr | None = Field(None, repr=False)
+    # Lifetime of presigned GET (inputs) and PUT (outputs) URLs handed to workers.
+    presign_ttl_s: int = Field(3600, ge=60, le=7 * 86400)
+
+    @pydantic.field_validator("blobs_url")
+    @classmethod
+    def _blobs_url(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("file://") or "://" not in value:
+            return value
+        if not value.startswith("s3://"):
+            raise ValueError("blobs_url must be a folder, file:///folder or s3://bucket/prefix")
+        bucket, _, prefix = value[len("s3://") :].partition("/")
+        if not _BUCKET.match(bucket):
+            raise ValueError(
+                f"{bucket!r} is not a bucket name (3-63 lowercase letters, digits, dots, hyphens)"
+            )
+        if prefix.strip("/") and {"", ".", ".."} & set(prefix.strip("/").split("/")):
+            raise ValueError("the prefix of blobs_url has an empty, '.' or '..' part")
+        return value
+
+    @pydantic.field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("s3_endpoint_url must start with http:// or https://")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _s3_settings(self) -> StorageConfig:
+        is_s3 = bool(self.blobs_url and self.blobs_url.startswith("s3://"))
+        s3_only = ("s3_endpoint_url", "s3_region", "s3_access_key_id", "s3_secret_access_key")
+        stray = [name for name in s3_only if getattr(self, name) is not None]
+        if stray and not is_s3:
+            raise ValueError(f"{', '.join(stray)} set, but blobs_url is not an s3:// URL")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both s3_access_key_id and s3_secret_access_key, or neither")
+        return self
 
 
 class WorkerTokenConfig(_Section):

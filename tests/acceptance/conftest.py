@@ -34,6 +34,7 @@ def coordinator_factory(tmp_path: Path, processes: list[Any]) -> Callable[..., C
         args: tuple[str, ...] = ("--no-ssl",),
         scheme: str = "http",
         data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
         **orchestrator: Any,
     ) -> CoordinatorProc:
         data = data_dir or tmp_path / "data"
@@ -41,7 +42,7 @@ def coordinator_factory(tmp_path: Path, processes: list[Any]) -> Callable[..., C
             orchestrator["database_url"] = database_url
         config = write_config(tmp_path / f"{name}.yaml", data, **orchestrator)
         coord = CoordinatorProc(
-            config, free_port(), tmp_path / f"{name}.log", list(args), scheme=scheme
+            config, free_port(), tmp_path / f"{name}.log", list(args), scheme=scheme, env=env or {}
         )
         coord.start()
         processes.append(coord)

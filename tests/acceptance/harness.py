@@ -27,7 +27,9 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIVESCRIBE_")}
+    """The test's environment without HIVESCRIBE_* settings or AWS_* credentials (a child
+    gets storage credentials only when a test passes them in ``extra``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HIVESCRIBE_", "AWS_"))}
     env.update(extra)
     return env
 
@@ -40,6 +42,7 @@ class CoordinatorProc:
     args: list[str] = field(default_factory=list)
     scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to clean_env()
 
     @property
     def http_url(self) -> str:
@@ -65,7 +68,7 @@ class CoordinatorProc:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(),
+                env=clean_env(**self.env),
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -110,7 +113,13 @@ def write_config(path: Path, data_dir: Path, **orchestrator: Any) -> Path:
 
 
 def start_worker(
-    server: str, name: str, state_dir: Path, log_path: Path, *args: str, token: str = WORKER_TOKEN
+    server: str,
+    name: str,
+    state_dir: Path,
+    log_path: Path,
+    *args: str,
+    token: str = WORKER_TOKEN,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     if "--task" not in args:
         args = (*args, "--task", "echo")  # tests of the queue do not need a model loaded
@@ -133,7 +142,7 @@ def start_worker(
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=clean_env(),
+            env=clean_env(**(env or {})),
         )
 
 

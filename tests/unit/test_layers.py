@@ -22,7 +22,8 @@ ALLOWED = {
     "client": {"domain"},
     "backends": {"domain"},
     "worker": {"domain", "client", "backends"},
-    "coordinator": {"domain", "store", "blobs", "config"},
+    # the coordinator serves source files (tar members, Parquet cells) and writes the dataset
+    "coordinator": {"domain", "store", "blobs", "config", "sources", "dataset"},
     "config": {"domain"},
 }
 

@@ -56,7 +56,9 @@ def submit(
     ),
     column: str | None = typer.Option(None, help="Table column holding the inputs."),
     key_column: str | None = typer.Option(None, help="Table column holding item keys."),
-    extension: list[str] = typer.Option([], "--ext", help="Folder file extensions to take."),
+    extension: list[str] = typer.Option(
+        [], "--ext", help="File extensions to take from a folder (default: those of the task)."
+    ),
     replication: int = typer.Option(1, help="Independent results wanted per item."),
     upload: bool = typer.Option(
         True, help="Upload local files to the coordinator (--no-upload: it reads the same paths)."
@@ -69,6 +71,7 @@ def submit(
     Example: hivescribe submit --server http://localhost:8765 --token ADMIN --task echo
     --source lines.csv --param delay_ms=5
     """
+    from hivescribe.domain.tasks import DEFAULT_EXTENSIONS
     from hivescribe.sources import open_source
 
     with friendly_errors():
@@ -76,7 +79,7 @@ def submit(
             source,
             column=column,
             key_column=key_column,
-            extensions=extension or None,
+            extensions=extension or DEFAULT_EXTENSIONS.get(task),
             dataset=dataset,
         )
         params = _parse_params(param)
@@ -113,13 +116,25 @@ def submit(
 
 
 def _item_payload(client: Any, item: Any, upload: bool) -> dict[str, Any]:
+    """An item as the API takes it; local bytes are uploaded unless --no-upload."""
+    from hivescribe.sources.readers import read_parquet_cell, read_tar_member
+
     body: dict[str, Any] = {"item_key": item.item_key, "shard": item.shard, "input": item.input}
     if item.dataset:
         body["dataset"] = item.dataset
     if upload and "path" in item.input:
         blob = client.upload(Path(item.input["path"]))
-        body["input"] = {"blob": blob["blob"]}
-        body["content_hash"] = blob["sha256"]
+    elif upload and "tar" in item.input:  # a WebDataset member: send its bytes, not the shard
+        source = item.input
+        blob = client.upload_bytes(read_tar_member(source["tar"], source["offset"], source["size"]))
+    elif upload and "parquet" in item.input:  # a bytes cell of a Hugging Face dataset
+        source = item.input
+        cell = (source["parquet"], source["row_group"], source["row"], source["column"])
+        blob = client.upload_bytes(read_parquet_cell(*cell))
+    else:
+        return body
+    body["input"] = {"blob": blob["blob"]}
+    body["content_hash"] = blob["sha256"]
     return body
 
 

@@ -31,6 +31,7 @@ from hivescribe.cli.common import fail, friendly_errors
 from hivescribe.cli.jobs_cmd import _parse_params
 
 console = Console(stderr=True, highlight=False)
+SUBTITLED_TASKS = ("transcription", "video-transcription")
 
 
 def run(
@@ -43,7 +44,12 @@ def run(
     ),
     param: list[str] = typer.Option([], "--param", help="Task parameter KEY=VALUE."),
     column: str | None = typer.Option(None, help="Table column holding the inputs."),
+    extension: list[str] = typer.Option(
+        [], "--ext", help="File extensions to take from a folder (default: those of the task)."
+    ),
     batch_size: int = typer.Option(32, min=1, help="Items per claim."),
+    device: str | None = typer.Option(None, help="Workers' device: cpu, cuda, cuda:1 or auto."),
+    compute_type: str | None = typer.Option(None, help="float16, int8, ... (backend-specific)."),
 ) -> None:
     """Process PATH on this machine and write the dataset to DATA_DIR/dataset.
 
@@ -55,6 +61,7 @@ def run(
     from hivescribe.dataset import export_dataset
     from hivescribe.domain import parse_task_type
     from hivescribe.domain.inputs import check_params
+    from hivescribe.domain.tasks import DEFAULT_EXTENSIONS
     from hivescribe.sources import open_source
     from hivescribe.store import open_store
 
@@ -62,7 +69,11 @@ def run(
     with friendly_errors():
         task_type = parse_task_type(task)
         params = check_params(task_type, _parse_params(param))
-        source = open_source(path, column=column)
+        source = open_source(
+            path,
+            column=column,
+            extensions=extension or DEFAULT_EXTENSIONS.get(task_type),
+        )
         data_dir.mkdir(parents=True, exist_ok=True)
         worker_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         config = OrchestratorConfig.model_validate(
@@ -103,8 +114,10 @@ def run(
         # Workers first, while this process has no other threads (see _die_with_parent);
         # they connect as soon as the coordinator is up.
         procs = _start_workers(
-            embedded.bind(), worker_token, data_dir, workers, task, model, batch_size
-        )
+            embedded.bind(), worker_token, data_dir, workers, task, batch_size,
+            [*_flag("--model", model), *_flag("--device", device),
+             *_flag("--compute-type", compute_type)],
+        )  # fmt: skip
         embedded.start()
         interrupted = False
         try:
@@ -117,7 +130,12 @@ def run(
         status = store.jobs.status(job_id)
         out_dir = data_dir / "dataset"
         with console.status("writing the dataset"):
-            export_dataset(store.db, out_dir)
+            # The coordinator's last checkpoint wrote out_dir as it stopped; export only if not.
+            if not (out_dir / "captions.parquet").exists():
+                export_dataset(store.db, out_dir)
+            if task_type.value in SUBTITLED_TASKS:
+                for fmt in ("srt", "vtt"):
+                    export_dataset(store.db, out_dir / "subtitles" / fmt, fmt=fmt, job_id=job_id)
         failures = list(store.jobs.failed_items(job_id, limit=1000))
         store.close()
     _summary(status, failures, out_dir, time.monotonic() - started, interrupted)
@@ -125,8 +143,12 @@ def run(
         raise typer.Exit(130)
 
 
+def _flag(name: str, value: str | None) -> list[str]:
+    return [name, value] if value else []
+
+
 def _start_workers(
-    url: str, token: str, data_dir: Path, n: int, task: str, model: str | None, batch: int
+    url: str, token: str, data_dir: Path, n: int, task: str, batch: int, extra: list[str]
 ) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "HIVESCRIBE_TOKEN": token}
     logs = data_dir / "logs"
@@ -149,8 +171,7 @@ def _start_workers(
             "--state-dir",
             str(data_dir / "workers" / f"local-{i + 1}"),
         ]
-        if model:
-            command += ["--model", model]
+        command += extra
         with (logs / f"worker-{i + 1}.log").open("ab") as log:
             procs.append(
                 subprocess.Popen(
@@ -235,5 +256,7 @@ def _summary(
             for reason, n in reasons.most_common(5):
                 console.print(f"  [red]{n}[/] {reason}")
     console.print(f"dataset: {out}/captions.parquet (and jobs, contributors, items)")
+    if (out / "subtitles").is_dir():
+        console.print(f"subtitles: {out}/subtitles/srt/ and {out}/subtitles/vtt/")
     if stopped or counts["pending"] + counts["leased"]:
         console.print("run the same command again to resume")

@@ -70,6 +70,15 @@ class CoordinatorClient:
                 headers={"Content-Type": "application/octet-stream"},
             )
 
+    def upload_bytes(self, data: bytes) -> dict[str, Any]:
+        """Upload bytes held in memory (a tar member, a Parquet cell)."""
+        return self._call(
+            "POST",
+            "/api/v1/blobs",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/jobs/{job_id}")
 

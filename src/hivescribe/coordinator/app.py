@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from anyio import to_thread
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hivescribe import __version__
 from hivescribe.coordinator import jobs_api, worker_http, worker_ws
 from hivescribe.coordinator.deps import Coordinator
+from hivescribe.dataset import Checkpointer, checkpoint
 from hivescribe.domain.errors import AuthError, HivescribeError
 
 log = logging.getLogger(__name__)
@@ -26,13 +28,27 @@ log = logging.getLogger(__name__)
 def create_app(coord: Coordinator) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reaper = asyncio.create_task(_reap_forever(coord))
+        checkpointer = Checkpointer(
+            coord.store.db,
+            Path(coord.config.storage.data_dir) / "dataset",
+            coord.config.storage.checkpoint_interval,
+        )
+        loops = [
+            asyncio.create_task(_reap_forever(coord)),
+            asyncio.create_task(_checkpoint_forever(checkpointer)),
+        ]
         try:
             yield
         finally:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+            try:  # the dataset holds every result accepted before shutdown
+                await to_thread.run_sync(checkpointer.final_refresh)
+            except Exception:
+                log.exception("final dataset checkpoint failed")
 
     app = FastAPI(
         title="hivescribe coordinator",
@@ -84,16 +100,31 @@ async def _reap_forever(coord: Coordinator) -> None:
             coord.service.notify_work()
 
 
+async def _checkpoint_forever(checkpointer: Checkpointer) -> None:
+    """Refresh <data_dir>/dataset every checkpoint_interval results (PostgreSQL: one replica
+    at a time); whether one is due is asked every few seconds, in O(1)."""
+    while True:
+        await asyncio.sleep(checkpoint.POLL_S)
+        try:
+            await to_thread.run_sync(checkpointer.maybe_refresh)
+        except Exception:
+            log.exception("dataset checkpoint failed; trying again")
+
+
+UPLOAD_PATHS = ("/api/v1/blobs", "/api/v1/worker/uploads/")
+
+
 class BodyLimit:
     """Refuse HTTP bodies over ``max_bytes`` (413) before they are read whole.
-    Uploads to /api/v1/blobs have their own, larger limit."""
+    Uploads (/api/v1/blobs, and outputs PUT to /api/v1/worker/uploads/{id}) have their own,
+    larger limits."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/api/v1/blobs"):
+        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PATHS):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

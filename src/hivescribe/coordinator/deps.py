@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import Header, Request
+from pydantic import SecretStr
 
-from hivescribe.blobs import LocalBlobs
-from hivescribe.config import OrchestratorConfig
+from hivescribe.blobs import BlobStore, StoredBlob, UploadDesk, open_blob_store
+from hivescribe.config import OrchestratorConfig, StorageConfig
 from hivescribe.coordinator.auth import Principal, Role, TokenAuth, bearer_token
+from hivescribe.coordinator.protocol import UploadBody
 from hivescribe.coordinator.service import WorkerService
 from hivescribe.store import Store
 
@@ -20,18 +24,63 @@ class Coordinator:
     store: Store
     auth: TokenAuth
     service: WorkerService
-    blobs: LocalBlobs
+    blobs: BlobStore
+    uploads: UploadDesk
 
     @classmethod
     def build(cls, config: OrchestratorConfig, store: Store) -> Coordinator:
-        data_dir = Path(config.storage.data_dir)
+        blobs = blob_store(config.storage)
         return cls(
             config=config,
             store=store,
             auth=TokenAuth(config.auth),
-            service=WorkerService(store, config),
-            blobs=LocalBlobs(data_dir / "blobs"),
+            service=WorkerService(store, config, blobs=blobs),
+            blobs=blobs,
+            uploads=UploadDesk(
+                blobs, max_bytes=config.max_upload_bytes, ttl_s=config.storage.presign_ttl_s
+            ),
         )
+
+    async def issue_upload(
+        self, contributor_id: str, worker_id: str, body: UploadBody
+    ) -> dict[str, Any]:
+        """Where a worker uploads an output file: only for a live lease it holds (else 404)."""
+        await self.service.lease_input(worker_id, body.item_id, body.token)
+        return await self.uploads.issue(
+            contributor_id=contributor_id,
+            worker_id=worker_id,
+            item_id=body.item_id,
+            token=body.token,
+            filename=body.filename,
+            size=body.size,
+            sha256=body.sha256,
+        )
+
+    async def receive_upload(
+        self, principal: Principal, upload_id: str, chunks: AsyncIterator[bytes]
+    ) -> StoredBlob:
+        """The body of ``PUT /api/v1/worker/uploads/{upload_id}`` (stores without presigned
+        URLs), while the lease it was issued for is still live."""
+        pending = self.uploads.pending(upload_id, principal.name)
+        await self.service.lease_input(pending.worker_id, pending.item_id, pending.token)
+        return await self.uploads.receive(pending, chunks)
+
+
+def blob_store(storage: StorageConfig) -> BlobStore:
+    """The blob store that ``orchestrator.storage`` describes."""
+
+    def secret(value: SecretStr | None) -> str | None:
+        return None if value is None else value.get_secret_value()
+
+    return open_blob_store(
+        storage.blobs_url,
+        default_root=Path(storage.data_dir) / "blobs",
+        endpoint_url=storage.s3_endpoint_url,
+        region=storage.s3_region,
+        access_key_id=secret(storage.s3_access_key_id),
+        secret_access_key=secret(storage.s3_secret_access_key),
+        presign_ttl_s=storage.presign_ttl_s,
+    )
 
 
 def coordinator(request: Request) -> Coordinator:

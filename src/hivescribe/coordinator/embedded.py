@@ -63,8 +63,9 @@ class EmbeddedCoordinator:
                 raise RuntimeError("the embedded coordinator did not start")
             time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 600.0) -> None:
+        """Stop serving and wait for shutdown, which ends with a final dataset checkpoint."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout_s)

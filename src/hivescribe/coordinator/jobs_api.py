@@ -93,9 +93,9 @@ async def add_items(
 async def upload_blob(
     request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, Any]:
-    coord = coordinator(request)
-    key, size = await coord.blobs.put_stream(request.stream(), coord.config.max_upload_bytes)
-    return {"blob": key, "size": size, "sha256": key.rsplit("/", 1)[-1]}
+    coord = coordinator(request)  # into the configured store: a local folder or S3
+    stored = await coord.blobs.put_stream(request.stream(), coord.config.max_upload_bytes)
+    return {"blob": stored.key, "size": stored.size, "sha256": stored.sha256}
 
 
 @router.get("/jobs", summary="List jobs, newest first")

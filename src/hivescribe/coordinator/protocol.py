@@ -100,8 +100,29 @@ class ReleaseMsg(_Msg):
     reason: str = Field("released by worker", max_length=1000)
 
 
+class UploadBody(_Msg):
+    """A worker asks where to upload an output file of an item it holds a live lease on.
+    The answer: ``{"blob_key", "url", "method": "PUT", "headers", "expires_in_s"}``; the
+    worker sends exactly ``size`` bytes hashing to ``sha256`` there with those headers, then
+    submits the result with that ``blob_key``."""
+
+    item_id: ItemId
+    token: Token
+    filename: str = Field(min_length=1, max_length=1000)
+    size: int = Field(ge=0, le=2**63 - 1)
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class UploadMsg(UploadBody):
+    """``upload`` over WebSocket, answered by ``upload_ack``."""
+
+    type: Literal["upload"]
+    id: RequestId
+
+
 WorkerMsg = Annotated[
-    ClaimMsg | HeartbeatMsg | ResultsMsg | FailMsg | ReleaseMsg, Field(discriminator="type")
+    ClaimMsg | HeartbeatMsg | ResultsMsg | FailMsg | ReleaseMsg | UploadMsg,
+    Field(discriminator="type"),
 ]
 
 
@@ -139,3 +160,9 @@ class HttpRelease(_Msg):
     worker_id: WorkerId
     leases: list[LeaseRefIn] = Field(max_length=MAX_REFS)
     reason: str = Field("released by worker", max_length=1000)
+
+
+class HttpUpload(UploadBody):
+    """POST /api/v1/worker/uploads."""
+
+    worker_id: WorkerId

@@ -13,15 +13,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from anyio import to_thread
 
+from hivescribe.blobs import BlobStore, check_result_blobs
 from hivescribe.config import OrchestratorConfig
 from hivescribe.coordinator.auth import Principal
 from hivescribe.coordinator.protocol import Capabilities, FailureBody, LeaseRefIn, ResultBody
 from hivescribe.domain import TASK_TYPES, NotFoundError, ValidationError
+from hivescribe.domain.inputs import served_name
 from hivescribe.store import FailureIn, Lease, LeaseRef, ResultIn, Store
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,12 @@ class WorkerSession:
 
 
 class WorkerService:
-    def __init__(self, store: Store, config: OrchestratorConfig) -> None:
+    def __init__(
+        self, store: Store, config: OrchestratorConfig, blobs: BlobStore | None = None
+    ) -> None:
         self.store = store
         self.config = config
+        self.blobs = blobs  # presigns inputs and checks result blobs, when given
         self._wake: asyncio.Event | None = None
         self._http_seen: dict[str, float] = {}
 
@@ -142,6 +146,12 @@ class WorkerService:
                 await asyncio.wait_for(wake.wait(), min(remaining, POLL_INTERVAL_S))
         for lease in leases:
             session.leases[lease.item_id] = lease.token
+        blobs = self.blobs
+        if blobs is not None and blobs.presigns:
+            # Presigning is local computation, but a thousand URLs are worth a thread.
+            return await to_thread.run_sync(
+                lambda: [lease_to_wire(x, blobs.presign_input) for x in leases]
+            )
         return [lease_to_wire(lease) for lease in leases]
 
     async def heartbeat(self, session: WorkerSession, refs: Sequence[LeaseRefIn]) -> dict[str, Any]:
@@ -160,6 +170,10 @@ class WorkerService:
         }
 
     async def submit(self, session: WorkerSession, batch: Sequence[ResultBody]) -> dict[str, Any]:
+        if self.blobs is not None:  # a result naming a blob is refused unless it is stored
+            await check_result_blobs(
+                self.blobs, [(r.item_id, r.blob_key) for r in batch if r.blob_key]
+            )
         results = [ResultIn(**r.model_dump()) for r in batch]
         ack = await to_thread.run_sync(
             lambda: self.store.queue.complete(session.worker_id, session.contributor_id, results)
@@ -210,18 +224,30 @@ def _check_tasks(caps: Capabilities) -> None:
         )
 
 
-def lease_to_wire(lease: Lease) -> dict[str, Any]:
-    """A lease as sent to a worker. Bytes the coordinator holds are named by a URL to fetch
-    with the lease token; inline text and external URLs are passed as they are."""
+def lease_to_wire(
+    lease: Lease, presign: Callable[[dict[str, Any]], str | None] | None = None
+) -> dict[str, Any]:
+    """A lease as sent to a worker. Inline text and external URLs are passed as they are.
+    Bytes the coordinator holds are named by a presigned URL when ``presign`` (the blob
+    store's) gives one (S3), or else by a coordinator URL to fetch with the lease token."""
     source = lease.input
-    if "path" in source or "blob" in source:
-        name = PurePosixPath(str(source.get("path") or source.get("blob"))).name
-        wire_input: dict[str, Any] = {
-            "fetch": f"/api/v1/worker/items/{lease.item_id}/input",
-            "filename": name,
-        }
-    else:
+    wire_input: dict[str, Any]
+    if "text" in source:
         wire_input = dict(source)
+    elif "url" in source:
+        wire_input = dict(source)
+        if presign is not None and str(source["url"]).startswith("s3://"):
+            wire_input["url"] = _presigned(presign, source, lease.item_id) or source["url"]
+    else:
+        url = _presigned(presign, source, lease.item_id) if presign is not None else None
+        name = served_name(source)
+        wire_input = (
+            {"url": url, "filename": name}
+            if url
+            else {"fetch": f"/api/v1/worker/items/{lease.item_id}/input", "filename": name}
+        )
+        if isinstance(source.get("meta"), dict):  # small texts beside a tar member
+            wire_input["meta"] = source["meta"]
     return {
         "item_id": lease.item_id,
         "token": lease.token,
@@ -235,3 +261,15 @@ def lease_to_wire(lease: Lease) -> dict[str, Any]:
         "params": lease.params,
         "input": wire_input,
     }
+
+
+def _presigned(
+    presign: Callable[[dict[str, Any]], str | None], source: dict[str, Any], item_id: int
+) -> str | None:
+    """A presigned URL, or None (then the coordinator serves the bytes itself) when the
+    storage cannot presign right now: a lease already taken must still reach its worker."""
+    try:
+        return presign(source)
+    except Exception as exc:
+        log.warning("cannot presign the input of item %d: %s", item_id, exc)
+        return None

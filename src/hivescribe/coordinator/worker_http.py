@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
+from hivescribe.blobs.uploads import UPLOAD_ID
 from hivescribe.coordinator.auth import Principal
 from hivescribe.coordinator.deps import coordinator, worker_principal
 from hivescribe.coordinator.protocol import (
@@ -17,10 +20,12 @@ from hivescribe.coordinator.protocol import (
     HttpHeartbeat,
     HttpRelease,
     HttpResults,
+    HttpUpload,
     WorkerId,
 )
 from hivescribe.coordinator.service import WorkerSession
 from hivescribe.domain.errors import NotFoundError
+from hivescribe.sources.readers import iter_tar_member, read_parquet_cell
 
 router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
 
@@ -91,12 +96,67 @@ async def item_input(
     source = await coord.service.lease_input(worker_id, item_id, token)
     if "text" in source:
         return PlainTextResponse(source["text"])
-    path = coord.blobs.path(source["blob"]) if "blob" in source else None
-    if path is None:
-        path = FilePath(source["path"])
-        if not path.is_file():
-            raise NotFoundError(f"the input file of item {item_id} is gone from the coordinator")
+    if "blob" in source:
+        key = source["blob"]
+        local = coord.blobs.local_path(key)
+        if local is not None:
+            return FileResponse(local, filename=local.name)
+        size = await coord.blobs.stat(key)  # a remote store (S3), when presigning failed
+        if size is None:
+            raise NotFoundError(f"the input blob of item {item_id} is gone from storage")
+        return StreamingResponse(
+            coord.blobs.open(key),
+            media_type="application/octet-stream",
+            headers={"Content-Length": str(size)},
+        )
+    if "tar" in source:  # a WebDataset member: one seek and a streamed read
+        chunks = await to_thread.run_sync(
+            iter_tar_member, source["tar"], source["offset"], source["size"]
+        )
+        return StreamingResponse(
+            iterate_in_threadpool(chunks),
+            media_type="application/octet-stream",
+            headers={"Content-Length": str(source["size"])},
+        )
+    if "parquet" in source:  # a bytes cell of a Hugging Face dataset saved as Parquet
+        data = await to_thread.run_sync(
+            read_parquet_cell,
+            source["parquet"],
+            source["row_group"],
+            source["row"],
+            source["column"],
+        )
+        return Response(data, media_type="application/octet-stream")
+    if "path" not in source:
+        raise NotFoundError(f"the input of item {item_id} is not served by the coordinator")
+    path = FilePath(source["path"])
+    if not path.is_file():
+        raise NotFoundError(f"the input file of item {item_id} is gone from the coordinator")
     return FileResponse(path, filename=path.name)
+
+
+@router.post("/uploads", summary="Where to upload an output file of a live lease")
+async def request_upload(
+    body: HttpUpload, request: Request, principal: Principal = Depends(worker_principal)
+) -> dict[str, Any]:
+    """Answers ``{blob_key, url, method, headers, expires_in_s}``: send exactly ``size``
+    bytes there (a presigned storage URL, or this coordinator's PUT /uploads/{id}), then submit
+    the result with ``blob_key``."""
+    return await coordinator(request).issue_upload(principal.name, body.worker_id, body)
+
+
+@router.put(
+    "/uploads/{upload_id}",
+    summary="The bytes of an output (stores without presigned URLs)",
+    status_code=201,
+)
+async def put_upload(
+    request: Request,
+    upload_id: str = Path(pattern=UPLOAD_ID),
+    principal: Principal = Depends(worker_principal),
+) -> dict[str, Any]:
+    stored = await coordinator(request).receive_upload(principal, upload_id, request.stream())
+    return {"blob_key": stored.key, "size": stored.size, "sha256": stored.sha256}
 
 
 # Keep Capabilities importable from here for clients that build claim bodies.

@@ -22,6 +22,7 @@ from hivescribe.coordinator.protocol import (
     HeartbeatMsg,
     ReleaseMsg,
     ResultsMsg,
+    UploadMsg,
     WorkerEnvelope,
 )
 from hivescribe.coordinator.service import WorkerSession
@@ -142,6 +143,9 @@ async def _handle(coord: Coordinator, session: WorkerSession, msg: Any, reply: A
                 "type": "release_ack",
                 **await service.release(session, msg.leases, msg.reason),
             }
+        elif isinstance(msg, UploadMsg):
+            upload = await coord.issue_upload(session.contributor_id, session.worker_id, msg)
+            payload = {"type": "upload_ack", **upload}
         else:  # pragma: no cover - the envelope admits no other type
             raise AssertionError(msg)
     except HivescribeError as exc:

@@ -1,7 +1,9 @@
-"""The dataset: Parquet files written from committed results."""
+"""The dataset: Parquet (and JSONL, CSV, subtitles, a Hugging Face folder) written from
+committed results only, by `hivescribe export` and by the coordinator's checkpoints."""
 
 from __future__ import annotations
 
+from hivescribe.dataset.checkpoint import Checkpointer
 from hivescribe.dataset.export import SUPPORTED_FORMATS, export_dataset, shard_status
 
-__all__ = ["SUPPORTED_FORMATS", "export_dataset", "shard_status"]
+__all__ = ["SUPPORTED_FORMATS", "Checkpointer", "export_dataset", "shard_status"]

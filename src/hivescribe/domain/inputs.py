@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,9 +17,30 @@ BLOB_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$")
 URL_SCHEMES = ("http://", "https://", "s3://")
 
 
-def check_input(value: Any, *, allow_paths: bool) -> dict[str, str]:
+# Coordinator-side references to part of a file: only admins may name them, like ``path``.
+#   {"tar": "/abs/shard.tar", "member": "0001.jpg", "offset": 1536, "size": 20480,
+#    "meta": {"txt": "...", "json": "..."}}                      (meta is optional)
+#   {"parquet": "/abs/train.parquet", "row_group": 3, "row": 6, "column": "image"}
+# ``offset`` is where the member's data starts; ``row`` counts within ``row_group``.
+REFERENCE_FIELDS: dict[str, dict[str, type]] = {
+    "tar": {"tar": str, "member": str, "offset": int, "size": int},
+    "parquet": {"parquet": str, "row_group": int, "row": int, "column": str},
+}
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"tar": ("meta",), "parquet": ()}
+# Inputs that name files on the coordinator's own disk.
+COORDINATOR_PATH_KINDS = ("path", "tar", "parquet")
+MAX_NAME = 4096
+MAX_META_TEXT = 64 * 1024
+MAX_INT = 2**63 - 1
+
+
+def check_input(value: Any, *, allow_paths: bool) -> dict[str, Any]:
     """An item input is exactly one of: text, url, blob (uploaded bytes), or path (a file the
-    coordinator itself can read, which only admins may name)."""
+    coordinator itself can read, which only admins may name); or, also admins only, a reference
+    to a tar member or a Parquet cell on the coordinator (see ``REFERENCE_FIELDS``)."""
+    if isinstance(value, dict) and any(kind in value for kind in REFERENCE_FIELDS):
+        kind = next(k for k in REFERENCE_FIELDS if k in value)
+        return _check_reference(kind, value, allow_paths=allow_paths)
     if not isinstance(value, dict) or len(value) != 1:
         raise ValidationError("an item input must be an object with one of: text, url, blob, path")
     ((kind, data),) = value.items()
@@ -39,17 +61,76 @@ def check_input(value: Any, *, allow_paths: bool) -> dict[str, str]:
         if not data.startswith("/") or "\x00" in data:
             raise ValidationError("item path must be absolute")
     else:
-        raise ValidationError(f"unknown item input kind {kind!r}; use text, url, blob or path")
+        raise ValidationError(
+            f"unknown item input kind {kind!r}; use text, url, blob or path "
+            f"(or a {' or '.join(REFERENCE_FIELDS)} reference)"
+        )
     return {kind: data}
 
 
+def _check_reference(kind: str, value: dict[str, Any], *, allow_paths: bool) -> dict[str, Any]:
+    fields = REFERENCE_FIELDS[kind]
+    optional = OPTIONAL_FIELDS[kind]
+    shape = ", ".join(fields)
+    missing = [name for name in fields if name not in value]
+    extra = sorted(str(k) for k in value if k not in fields and k not in optional)
+    if missing or extra:
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"unexpected {', '.join(extra)}"] if extra else []
+        raise ValidationError(f"a {kind} input has exactly {shape}: {'; '.join(problems)}")
+    if not allow_paths:
+        raise ValidationError("only admins may name coordinator-side paths; upload instead")
+    checked: dict[str, Any] = {}
+    for name, wanted in fields.items():
+        data = value[name]
+        if wanted is int:
+            if type(data) is not int or not 0 <= data <= MAX_INT:
+                raise ValidationError(f"{kind} input {name!r} must be a non-negative integer")
+        elif not isinstance(data, str) or not data or len(data) > MAX_NAME or "\x00" in data:
+            raise ValidationError(f"{kind} input {name!r} must be a non-empty string")
+        checked[name] = data
+    if not checked[kind].startswith("/"):
+        raise ValidationError(f"{kind} input path must be absolute")
+    if "meta" in value:
+        checked["meta"] = _check_meta(value["meta"])
+    return checked
+
+
+def _check_meta(meta: Any) -> dict[str, str]:
+    """Small text siblings carried with a tar member: {extension: text}."""
+    if not isinstance(meta, dict) or len(meta) > 16:
+        raise ValidationError("tar input 'meta' must be an object of at most 16 texts")
+    total = 0
+    for name, text in meta.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 64 or not isinstance(text, str):
+            raise ValidationError("tar input 'meta' maps short names to texts")
+        total += len(text)
+    if total > MAX_META_TEXT:
+        raise ValidationError(f"tar input 'meta' is limited to {MAX_META_TEXT} characters")
+    return dict(meta)
+
+
+def served_name(source: dict[str, Any]) -> str | None:
+    """The file name a worker is told for an input the coordinator serves itself (path, blob,
+    tar member, Parquet cell); None for inline text and external URLs."""
+    if "tar" in source:
+        return PurePosixPath(str(source["member"])).name
+    if "parquet" in source:
+        stem = PurePosixPath(str(source["parquet"])).stem
+        return f"{stem}-{source['row_group']}-{source['row']}"
+    named = source.get("path") or source.get("blob")
+    return None if named is None else PurePosixPath(str(named)).name
+
+
 class EchoParams(BaseModel):
-    """echo: returns its input after ``delay_ms``; ``fail_keys`` items fail (for tests)."""
+    """echo: returns its input after ``delay_ms``; ``fail_keys`` items fail (for tests);
+    ``blob_output`` also returns the input's bytes as an output file (``<item_key>.bin``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     delay_ms: int = Field(0, ge=0, le=3_600_000)
     fail_keys: list[str] = Field(default_factory=list, max_length=10_000)
+    blob_output: bool = False
 
 
 PARAM_SCHEMAS: dict[TaskType, type[BaseModel]] = {TaskType.ECHO: EchoParams}

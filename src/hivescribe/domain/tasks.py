@@ -21,6 +21,18 @@ class TaskType(StrEnum):
 
 TASK_TYPES: tuple[str, ...] = tuple(t.value for t in TaskType)
 
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aiff")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
+
+# The files a folder source takes for a task when no --ext is given (None: every file).
+DEFAULT_EXTENSIONS: dict[str, tuple[str, ...] | None] = {
+    TaskType.TRANSCRIPTION: AUDIO_EXTENSIONS + VIDEO_EXTENSIONS,
+    TaskType.VIDEO_TRANSCRIPTION: VIDEO_EXTENSIONS + AUDIO_EXTENSIONS,
+    TaskType.CAPTION: IMAGE_EXTENSIONS,
+    TaskType.OCR: (*IMAGE_EXTENSIONS, ".pdf"),
+}
+
 
 def parse_task_type(name: str) -> TaskType:
     """The TaskType called ``name``, or a ValidationError that lists the known ones."""

@@ -412,27 +412,33 @@ class Worker:
         """Upload the output files of pending results, which then carry their ``blob_key``.
         An output that can never be stored turns its result into a permanent failure; one the
         storage cannot take right now waits (the bool says whether any did)."""
-        ready: list[tuple[str, dict[str, Any]]] = []
-        waiting = False
-        for kind, payload in pending:
+        uploads = asyncio.Semaphore(self.options.fetch.concurrency)
+
+        async def store(kind: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
             if kind != "result" or _BLOB not in payload:
-                ready.append((kind, payload))
-                continue
+                return kind, payload
             ref = (payload["item_id"], payload["token"])
             try:
-                key = self._uploaded.get(ref) or await self._upload_output(transport, payload)
+                async with uploads:
+                    key = self._uploaded.get(ref) or await self._upload_output(transport, payload)
             except FetchError as exc:
                 if not exc.permanent:
                     log.warning("output of item %d not stored yet: %s", ref[0], exc.reason)
-                    waiting = True
-                    continue
+                    return None
                 log.error("output of item %d cannot be stored: %s", ref[0], exc.reason)
                 failure = {"item_id": ref[0], "token": ref[1], "permanent": True}
                 failure["error"] = f"output: {exc.reason}"[:10_000]
-                ready.append(("fail", {**failure, _BLOB: payload[_BLOB]}))
-                continue
-            ready.append((kind, {**payload, "blob_key": key}))
-        return ready, waiting
+                return "fail", {**failure, _BLOB: payload[_BLOB]}
+            return kind, {**payload, "blob_key": key}
+
+        # Concurrently (the fetcher bounds transfers); a lost connection or refused token is
+        # raised once every upload has settled.
+        outcomes = await asyncio.gather(*(store(k, p) for k, p in pending), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        ready = [o for o in outcomes if o is not None and not isinstance(o, BaseException)]
+        return ready, len(ready) < len(outcomes)
 
     async def _upload_output(self, transport: Transport, payload: dict[str, Any]) -> str:
         blob = payload[_BLOB]

@@ -66,6 +66,11 @@ class Transport:
         _raise_for(response)
         return response.content
 
+    async def request_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Where to upload an output file: ``body`` is item_id, token, filename, size,
+        sha256; the answer blob_key, url, method, headers (see fetch.Fetcher.upload)."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         await self.http.aclose()
 
@@ -109,6 +114,16 @@ class HttpTransport(Transport):
             response = await self.http.post(f"/api/v1/worker/{op}", json=payload, timeout=timeout_s)
         except httpx.HTTPError as exc:
             raise ConnectionLost(f"{op}: {exc!r}") from exc
+        _raise_for(response)
+        return response.json()
+
+    async def request_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self.http.post(
+                "/api/v1/worker/uploads", json={"worker_id": self.worker_id, **body}
+            )
+        except httpx.HTTPError as exc:
+            raise ConnectionLost(f"upload: {exc!r}") from exc
         _raise_for(response)
         return response.json()
 
@@ -200,6 +215,9 @@ class WsTransport(Transport):
                 raise ConnectionLost(f"{op}: coordinator error: {reply.get('detail')}")
             raise ProtocolError(f"{op}: {status}: {reply.get('detail')}")
         return reply
+
+    async def request_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("upload", body)
 
     async def close(self) -> None:
         if self._ws is not None:
