@@ -52,14 +52,14 @@ from hivescribe.backends.caption_openai import OpenAICaptioner
 from hivescribe.backends.caption_transformers import TransformersCaptioner
 from hivescribe.backends.caption_vllm import INSTALL_HINT, VLLMCaptioner, llm_kwargs
 from hivescribe.backends.images import decode_image, describe_bytes
-from hivescribe.backends.prompts import (
+from hivescribe.domain.errors import ValidationError
+from hivescribe.domain.prompts import (
     DEFAULT_PROMPT,
     Stage,
     check_stages,
     placeholders,
     render,
 )
-from hivescribe.domain.errors import ValidationError
 
 # -- inputs -----------------------------------------------------------------------------------
 

@@ -29,8 +29,9 @@ import httpx
 from hivescribe.backends import registry
 from hivescribe.backends.base import Backend, Failure, Outcome, WorkItem
 from hivescribe.backends.images import MAX_PIXELS, decode_image, decoded_image
-from hivescribe.backends.prompts import DEFAULT_PROMPT, CaptionRequest, run_stages
+from hivescribe.backends.prompts import CaptionRequest, run_stages
 from hivescribe.domain.errors import ValidationError
+from hivescribe.domain.prompts import DEFAULT_PROMPT
 
 
 def retryable(status: int) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from hivescribe.domain.errors import ValidationError
+from hivescribe.domain.prompts import check_stages
 from hivescribe.domain.tasks import TaskType
 
 MAX_INLINE_TEXT = 1_000_000
@@ -133,16 +134,47 @@ class EchoParams(BaseModel):
     blob_output: bool = False
 
 
-PARAM_SCHEMAS: dict[TaskType, type[BaseModel]] = {TaskType.ECHO: EchoParams}
+class TranscriptionParams(BaseModel):
+    """transcription and video-transcription (faster-whisper)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}$|^auto$")  # None/auto: detect
+    task: Literal["transcribe", "translate"] = "transcribe"
+    vad: bool = True
+    word_timestamps: bool = False
+    beam_size: int = Field(5, ge=1, le=20)
+    initial_prompt: str | None = Field(None, max_length=2000)
+    temperature: float | list[float] | None = None  # each from 0 to 1
+    chunk_s: float = Field(600, ge=2)  # long audio is cut at quiet points into chunks of this
+    overlap_s: float = Field(3, ge=0)
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperatures(cls, value: float | list[float] | None) -> float | list[float] | None:
+        steps = value if isinstance(value, list) else [] if value is None else [value]
+        if (isinstance(value, list) and not value) or not all(0 <= t <= 1 for t in steps):
+            raise ValueError("a number from 0 to 1, or a list of them")
+        return value
+
+
+PARAM_SCHEMAS: dict[TaskType, type[BaseModel]] = {
+    TaskType.ECHO: EchoParams,
+    TaskType.TRANSCRIPTION: TranscriptionParams,
+    TaskType.VIDEO_TRANSCRIPTION: TranscriptionParams,
+}
 
 
 def check_params(task_type: TaskType, params: dict[str, Any]) -> dict[str, Any]:
     """Validate a job's parameters against its task type's schema (where one is declared)."""
+    if task_type is TaskType.CAPTION:
+        check_stages(params)  # prompts and stages, with the placeholder named when unknown
+        return params
     schema = PARAM_SCHEMAS.get(task_type)
     if schema is None:
         return params
     try:
-        return schema.model_validate(params).model_dump()
+        return schema.model_validate(params).model_dump(exclude_none=True)
     except PydanticValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
