@@ -864,3 +864,18 @@ def test_random_operations_follow_the_transitions(
     # the walk did exercise the queue (not 300 no-ops)
     assert seen_ops["claim"] > 30 and seen_ops["complete"] > 20
     assert {("pending", "leased"), ("leased", "done"), ("leased", "pending")} <= set(seen_changes)
+
+
+def test_requeue_leased_returns_a_dead_runs_leases_and_counts_their_attempts(
+    clocked_store: Store,
+) -> None:
+    job_id, [once, twice] = make_job(clocked_store, 2, max_attempts=1)
+    q = clocked_store.queue
+    first = q.claim("w1", ["caption"], 1)  # item "once" spends its only attempt
+    assert [lease.item_id for lease in first] == [once]
+    assert q.requeue_leased(job_id) == 1
+    assert statuses(clocked_store)[once] == "failed"  # no attempts left: it fails, with reason
+    assert statuses(clocked_store)[twice] == "pending"
+    # The dead holder's late result is stale: nothing counted twice.
+    assert q.complete("w1", "c1", [result_for(first[0])]).stale == [once]
+    assert q.requeue_leased(job_id) == 0

@@ -55,6 +55,12 @@ def worker(
     api_key: str | None = typer.Option(
         None, envvar="HIVESCRIBE_API_KEY", help="API key for --endpoint, if it needs one."
     ),
+    trust_remote_code: bool = typer.Option(
+        False,
+        "--trust-remote-code",
+        envvar="HIVESCRIBE_TRUST_REMOTE_CODE",
+        help="Let a model run the Python code in its repository (off: never run others' code).",
+    ),
     state_dir: Path | None = typer.Option(
         None, envvar="HIVESCRIBE_STATE_DIR", help="Outbox and worker id (default per name)."
     ),
@@ -87,6 +93,7 @@ def worker(
         backend_for,
         load_backend,
     )
+    from hivescribe.domain.errors import ValidationError
     from hivescribe.worker import Worker, WorkerOptions
     from hivescribe.worker.state import default_state_dir
     from hivescribe.worker.transport import AuthFailed
@@ -123,7 +130,12 @@ def worker(
             compute_type=cfg.compute_type,
             extra={
                 k: v
-                for k, v in {"backend": backend, "endpoint": endpoint, "api_key": api_key}.items()
+                for k, v in {
+                    "backend": backend,
+                    "endpoint": endpoint,
+                    "api_key": api_key,
+                    "trust_remote_code": trust_remote_code,
+                }.items()
                 if v
             },
         )
@@ -131,11 +143,20 @@ def worker(
         loaded: dict[tuple[str, str | None], Backend] = {}
         backends = {}
         for task_type in cfg.tasks or available_task_types():
-            name, task_options = backend_for(task_type, options)
+            try:
+                name, task_options = backend_for(task_type, options)
+            except ValidationError:
+                if cfg.tasks:
+                    raise
+                continue  # no --task: serve only the tasks that this --model fits
             key = (name, task_options.model)
             if key not in loaded:
                 loaded[key] = load_backend(name, task_options)
+            if task_type not in loaded[key].task_types:
+                fail(f"backend {name!r} does not serve {task_type}")
             backends[task_type] = loaded[key]
+        if not backends:
+            fail(f"no installed backend serves --model {cfg.model!r}; see docs/models.md")
         if not cfg.server.startswith(("ws://", "wss://", "http://", "https://")):
             fail(f"--server must start with ws://, wss://, http:// or https://: {cfg.server!r}")
         runtime = Worker(

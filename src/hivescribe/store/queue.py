@@ -448,21 +448,15 @@ class WorkQueue:
         """Send a job's leased items back to pending now (their attempt stays spent). For when
         their holders are known to be gone, such as `hivescribe run` restarting after a crash;
         a late result from an old holder is then stale, never counted."""
-        now = self.clock()
         with self.db.write() as conn:
-            return conn.execute(
-                sa.update(items)
-                .where(items.c.job_id == job_id, items.c.status == LEASED)
-                .values(
-                    status=PENDING,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    worker_id=None,
-                    available_at=now,
-                    last_error="its worker was gone (requeued on restart)",
-                    updated_at=now,
-                )
-            ).rowcount
+            query = sa.select(
+                items.c.id, items.c.lease_token, items.c.attempts, items.c.max_attempts
+            ).where(items.c.job_id == job_id, items.c.status == LEASED)
+            if not self.db.is_sqlite:
+                query = query.with_for_update()
+            rows = conn.execute(query).all()
+            # The same way out as an expired lease: guarded by token, attempts counted.
+            return len(self._end_leases(conn, rows, reason=lambda _: "its worker was gone"))
 
     def cancel_job(self, job_id: str) -> int:
         """Cancel a job's open items (pending and leased); finished ones stay as they are."""
