@@ -14,7 +14,9 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
+
+from anyio import to_thread
 
 from hivescribe.domain.errors import HivescribeError, PayloadTooLargeError, ValidationError
 
@@ -111,6 +113,24 @@ class BlobStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections."""
+
+
+async def write_stream(
+    chunks: AsyncIterator[bytes], out: BinaryIO, digest: Digest, buffer_bytes: int
+) -> None:
+    """Copy a stream into a file, checking size and hash as it goes; the writes happen in a
+    thread, ``buffer_bytes`` at a time, so the event loop never waits on the disk."""
+    pending: list[bytes] = []
+    buffered = 0
+    async for chunk in chunks:
+        digest.update(chunk)
+        pending.append(chunk)
+        buffered += len(chunk)
+        if buffered >= buffer_bytes:
+            await to_thread.run_sync(out.writelines, pending)
+            pending, buffered = [], 0
+    if pending:
+        await to_thread.run_sync(out.writelines, pending)
 
 
 class Digest:

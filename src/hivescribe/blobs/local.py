@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from anyio import to_thread
 
-from hivescribe.blobs.base import CHUNK_BYTES, BlobStore, Digest, StoredBlob
+from hivescribe.blobs.base import CHUNK_BYTES, BlobStore, Digest, StoredBlob, write_stream
 from hivescribe.blobs.keys import check_key, content_key
 from hivescribe.domain.errors import NotFoundError
 
@@ -59,17 +59,7 @@ class LocalBlobs(BlobStore):
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as out:
-                pending: list[bytes] = []
-                buffered = 0
-                async for chunk in chunks:
-                    digest.update(chunk)
-                    pending.append(chunk)
-                    buffered += len(chunk)
-                    if buffered >= WRITE_BUFFER:
-                        await to_thread.run_sync(out.writelines, pending)
-                        pending, buffered = [], 0
-                if pending:
-                    await to_thread.run_sync(out.writelines, pending)
+                await write_stream(chunks, out, digest, WRITE_BUFFER)
                 await to_thread.run_sync(_sync, out)
             hexdigest = digest.finish(sha256)
             final = key or content_key(hexdigest)

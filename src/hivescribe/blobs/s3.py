@@ -35,6 +35,7 @@ from hivescribe.blobs.base import (
     Digest,
     PresignedRequest,
     StoredBlob,
+    write_stream,
 )
 from hivescribe.blobs.keys import CONTENT_KEY, check_key, content_key
 from hivescribe.domain.errors import NotFoundError, ValidationError
@@ -148,17 +149,7 @@ class S3Blobs(BlobStore):
         fd, tmp = tempfile.mkstemp(dir=self.spool_dir, prefix="hivescribe-upload-")
         try:
             with os.fdopen(fd, "wb") as out:
-                pending: list[bytes] = []
-                buffered = 0
-                async for chunk in chunks:
-                    digest.update(chunk)
-                    pending.append(chunk)
-                    buffered += len(chunk)
-                    if buffered >= SPOOL_BUFFER:
-                        await to_thread.run_sync(out.writelines, pending)
-                        pending, buffered = [], 0
-                if pending:
-                    await to_thread.run_sync(out.writelines, pending)
+                await write_stream(chunks, out, digest, SPOOL_BUFFER)
             hexdigest = digest.finish(sha256)
             final = key or content_key(hexdigest)
             # Content keys name their bytes: one already there is this very blob.
