@@ -35,7 +35,12 @@ __all__ = [
 
 GROUP = "hivescribe.backends"
 # The pip extra that brings each backend's libraries.
-EXTRAS = {"whisper": "whisper", "caption-transformers": "caption", "caption-vllm": "vllm"}
+EXTRAS = {
+    "whisper": "whisper",
+    "caption-transformers": "caption",
+    "caption-vllm": "vllm",
+    "summarization": "summarization",
+}
 
 
 def _entry_points() -> dict[str, Any]:

