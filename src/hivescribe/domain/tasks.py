@@ -24,6 +24,8 @@ TASK_TYPES: tuple[str, ...] = tuple(t.value for t in TaskType)
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aiff")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
+TEXT_EXTENSIONS = (".txt", ".md", ".markdown")
+DOCUMENT_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".markdown", ".html", ".htm")
 
 # The files a folder source takes for a task when no --ext is given (None: every file).
 DEFAULT_EXTENSIONS: dict[str, tuple[str, ...] | None] = {
@@ -31,6 +33,10 @@ DEFAULT_EXTENSIONS: dict[str, tuple[str, ...] | None] = {
     TaskType.VIDEO_TRANSCRIPTION: VIDEO_EXTENSIONS + AUDIO_EXTENSIONS,
     TaskType.CAPTION: IMAGE_EXTENSIONS,
     TaskType.OCR: (*IMAGE_EXTENSIONS, ".pdf"),
+    TaskType.TTS: TEXT_EXTENSIONS,
+    TaskType.SUMMARIZATION: TEXT_EXTENSIONS,
+    TaskType.TEXT_TRANSLATION: TEXT_EXTENSIONS,
+    TaskType.DOCUMENT_TRANSLATION: DOCUMENT_EXTENSIONS,
 }
 
 

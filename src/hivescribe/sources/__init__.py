@@ -44,8 +44,9 @@ def open_source(
     dataset: str | None = None,
 ) -> Source:
     """The source for ``path``: a folder, a list file (.txt/.lst/.list), a table
-    (.parquet/.csv/.tsv), WebDataset shards (a .tar, a folder of them, or a brace pattern like
-    ``shards-{000000..000009}.tar``) or a Hugging Face dataset folder (Parquet files under it).
+    (.parquet/.csv/.tsv/.jsonl), WebDataset shards (a .tar, a folder of them, or a brace
+    pattern like ``shards-{000000..000009}.tar``) or a Hugging Face dataset folder (Parquet
+    files under it).
 
     A single .parquet file is read as a table (text/url/path column) unless the chosen column,
     or with no text/url/path column the first one, holds image/audio bytes.
@@ -134,6 +135,6 @@ def _parquet_holds_bytes(path: str, column: str | None) -> bool:
 def _refuse_columns(path: str, kind: str, column: str | None, key_column: str | None) -> None:
     if column is not None or key_column is not None:
         raise ValidationError(
-            f"{path} is {kind}; column and key_column apply only to .parquet/.csv/.tsv tables "
-            "and Parquet dataset folders"
+            f"{path} is {kind}; column and key_column apply only to .parquet/.csv/.tsv/.jsonl "
+            "tables and Parquet dataset folders"
         )

@@ -1,8 +1,10 @@
-"""TableColumnSource: one item per row of a Parquet, CSV or TSV column, read in batches."""
+"""TableColumnSource: one item per row of a Parquet, CSV, TSV or JSON Lines column, read in
+batches."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,8 @@ from hivescribe.domain.errors import ValidationError
 from hivescribe.sources.base import Source, absolute_path, is_missing, is_url
 from hivescribe.store.jobs import NewItem
 
-TABLE_SUFFIXES = (".parquet", ".csv", ".tsv")
+TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".ndjson")
+JSONL_HEADER_LINES = 100  # the columns of a JSON Lines file: the keys of its first objects
 DEFAULT_COLUMNS = ("text", "url", "path")
 BATCH_ROWS = 4096
 # Python's csv refuses fields over 128 KiB by default; whole documents in a cell are normal here.
@@ -46,7 +49,7 @@ class TableColumnSource(Source):
             raise ValidationError(
                 f"{self.path}: a table must be one of {', '.join(TABLE_SUFFIXES)}, not {suffix!r}"
             )
-        self.format = suffix.lstrip(".")
+        self.format = "jsonl" if suffix == ".ndjson" else suffix.lstrip(".")
         self.dataset = dataset or Path(self.path).stem
         self.shard = Path(self.path).name
         self.skipped = 0
@@ -54,7 +57,12 @@ class TableColumnSource(Source):
         self._num_rows: int | None = None
         self._unusable: dict[str, str] = {}  # Parquet columns whose type cannot become an input
 
-        columns = self._read_parquet_schema() if self.format == "parquet" else self._csv_header()
+        if self.format == "parquet":
+            columns = self._read_parquet_schema()
+        elif self.format == "jsonl":
+            columns = self._jsonl_header()
+        else:
+            columns = self._csv_header()
         self.columns: tuple[str, ...] = tuple(columns)
         self.column = self._pick_column(column)
         if key_column is not None and key_column not in self.columns:
@@ -87,7 +95,7 @@ class TableColumnSource(Source):
         )
 
     def _corrupt(self, exc: BaseException) -> ValidationError:
-        kind = "Parquet" if self.format == "parquet" else self.format.upper()
+        kind = {"parquet": "Parquet", "jsonl": "JSON Lines"}.get(self.format, self.format.upper())
         return ValidationError(f"{self.path}: not a readable {kind} file ({exc})")
 
     def _read_parquet_schema(self) -> list[str]:
@@ -145,6 +153,44 @@ class TableColumnSource(Source):
             raise ValidationError(f"{self.path}: repeated column names {dupes}")
         return header
 
+    def _jsonl_objects(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(line number, object) for each non-blank line; anything but a JSON object is an error
+        that names its line."""
+        with self._open_text() as handle:
+            line_number = 0
+            try:
+                for line_number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except ValueError as exc:
+                        raise ValidationError(
+                            f"{self.path}, line {line_number}: not JSON ({exc})"
+                        ) from None
+                    if not isinstance(row, dict):
+                        raise ValidationError(
+                            f"{self.path}, line {line_number}: expected a JSON object per line, "
+                            f"not {type(row).__name__}"
+                        )
+                    yield line_number, row
+            except UnicodeDecodeError as exc:
+                raise ValidationError(
+                    f"{self.path}: not UTF-8 text after line {line_number} ({exc.reason})"
+                ) from None
+
+    def _jsonl_header(self) -> list[str]:
+        names: dict[str, None] = {}
+        seen = 0
+        for _, row in self._jsonl_objects():
+            names.update(dict.fromkeys(str(k) for k in row))
+            seen += 1
+            if seen >= JSONL_HEADER_LINES:
+                break
+        if not seen:
+            raise ValidationError(f"{self.path}: empty; expected one JSON object per line")
+        return list(names)
+
     # -- reading ---------------------------------------------------------------------------------
 
     def describe(self) -> str:
@@ -156,6 +202,8 @@ class TableColumnSource(Source):
         """(values, keys) per batch; keys is None when rows are keyed by number."""
         if self.format == "parquet":
             yield from self._parquet_batches()
+        elif self.format == "jsonl":
+            yield from self._jsonl_batches()
         else:
             yield from self._csv_batches()
 
@@ -226,6 +274,25 @@ class TableColumnSource(Source):
                 ) from None
             if values:
                 yield values, (keys if key_at is not None else None)
+
+    def _jsonl_batches(self) -> Iterator[tuple[list[Any], list[Any] | None]]:
+        values: list[Any] = []
+        keys: list[Any] = []
+        for line_number, row in self._jsonl_objects():
+            value = row.get(self.column)
+            if isinstance(value, dict | list):
+                raise ValidationError(
+                    f"{self.path}, line {line_number}: {self.column!r} holds a JSON "
+                    f"{type(value).__name__}, not text"
+                )
+            values.append(value)
+            if self.key_column is not None:
+                keys.append(row.get(self.key_column))
+            if len(values) >= BATCH_ROWS:
+                yield values, (keys if self.key_column is not None else None)
+                values, keys = [], []
+        if values:
+            yield values, (keys if self.key_column is not None else None)
 
     def _item_input(self, value: Any) -> dict[str, str]:
         if isinstance(value, str):
