@@ -193,13 +193,16 @@ def test_bytes_input_is_read_as_utf8(tfidf: Summarizer) -> None:
         item(data=b"\xff\xfe\x00bad bytes \x80"),
         item(data=b""),
         item(),
+        item(data=b"word " * 200_001),
     ],
-    ids=["empty", "whitespace", "not-utf8", "empty-bytes", "nothing"],
+    ids=["empty", "whitespace", "not-utf8", "empty-bytes", "nothing", "over-the-limit"],
 )
 def test_unusable_input_fails_for_good(tfidf: Summarizer, work: WorkItem) -> None:
     [outcome] = tfidf.process_batch([work])
     assert isinstance(outcome, Failure) and outcome.permanent, outcome
     assert outcome.error.startswith("bad input")
+    if work.data and len(work.data) > 1_000_000:
+        assert "over the limit of 1,000,000: split it into smaller items" in outcome.error
 
 
 @pytest.mark.parametrize("params", [{"ratio": 0}, {"ratio": 1.5}, {"max_words": 0}])

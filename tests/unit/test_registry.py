@@ -38,9 +38,63 @@ def test_unknown_models_and_missing_configuration_say_what_to_do() -> None:
         registry.choose("transcription", "x", endpoint="http://h/v1")
 
 
-def test_docs_list_every_registered_model() -> None:
+def test_docs_models_page_is_generated_from_the_registry() -> None:
+    """docs/models.md carries markdown_tables() verbatim: run scripts/gen_models_doc.py."""
     text = DOCS.read_text()
+    assert f"\n{registry.markdown_tables()}\n" in text, "run python scripts/gen_models_doc.py"
     for model in registry.MODELS:
-        line = next((row for row in text.splitlines() if row.startswith(f"| `{model.id}` |")), "")
-        assert line, f"docs/models.md does not list {model.id}"
-        assert f"`{model.backend}`" in line and model.status in line
+        row = f"| `{model.id}` | {', '.join(model.task_types)} | `{model.backend}` | {model.status}"
+        assert row in text
+    for name in {m.backend for m in registry.MODELS}:
+        assert name in registry.BACKENDS, f"{name} has no install line in BACKENDS"
+
+
+def test_every_task_type_has_a_default_or_says_how_to_configure_one() -> None:
+    from hivescribe.domain.tasks import TASK_TYPES
+
+    for task in TASK_TYPES:
+        if task == "caption":
+            continue  # no captioning model ships offline: the error says how to pick one
+        choice = registry.choose(task, None)
+        assert registry.find(task, choice.model or "") is not None, task
+
+
+def test_translation_and_ocr_routes() -> None:
+    assert registry.choose("text-translation", None) == registry.Choice("translation", "apertium")
+    marian = "Helsinki-NLP/opus-mt-en-es"
+    assert registry.choose("document-translation", marian).backend == "document-translation"
+    assert registry.choose("ocr", "rapidocr").backend == "ocr-rapidocr"
+    assert registry.choose("tts", "espeak-ng").backend == "tts-espeak"
+    assert registry.choose("text-translation", "m", endpoint="http://h/v1").backend == (
+        "translation"
+    )
+    with pytest.raises(ValidationError, match=r"unknown model 'nope' for ocr.*tesseract, rapidocr"):
+        registry.choose("ocr", "nope")
+
+
+def test_local_tts_models_go_to_piper_or_coqui(tmp_path: Path) -> None:
+    piper = tmp_path / "piper"
+    piper.mkdir()
+    (piper / "en_GB-alan-low.onnx").write_bytes(b"")
+    (piper / "en_GB-alan-low.onnx.json").write_text("{}")
+    coqui = tmp_path / "coqui"
+    coqui.mkdir()
+    (coqui / "config.json").write_text("{}")
+    (coqui / "model.pth").write_bytes(b"")
+    assert registry.choose("tts", str(piper)).backend == "tts-piper"
+    assert registry.choose("tts", str(piper / "en_GB-alan-low.onnx")).backend == "tts-piper"
+    assert registry.choose("tts", str(coqui)).backend == "tts-coqui"
+    assert registry.choose("tts", str(coqui / "model.pth")).backend == "tts-coqui"
+
+
+def test_a_worker_without_task_leaves_out_tasks_whose_program_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hivescribe.backends import available_task_types
+
+    with_programs = available_task_types()
+    assert {"text-translation", "document-translation", "ocr", "tts"} <= set(with_programs)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apertium, no tesseract here
+    without = available_task_types()
+    assert not {"text-translation", "document-translation", "ocr"} & set(without)
+    assert "tts" in without and "transcription" in without  # Python libraries only

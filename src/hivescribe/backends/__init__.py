@@ -41,6 +41,11 @@ EXTRAS = {
     "caption-vllm": "vllm",
     "summarization": "summarization",
     "tts-piper": "tts",
+    "tts-coqui": "coqui",
+    "translation": "translation",
+    "document-translation": "documents",
+    "ocr-tesseract": "ocr",
+    "ocr-rapidocr": "ocr",
 }
 
 
@@ -78,14 +83,13 @@ def backend_for(task_type: str, options: BackendOptions) -> tuple[str, BackendOp
 
 
 def available_task_types() -> list[str]:
-    """Task types whose default backend is installed with its libraries (a worker given no
-    --task serves these)."""
+    """Task types whose default backend is installed with its libraries and the programs it
+    runs (a worker given no --task serves these)."""
     points = _entry_points()
     usable = set()
     for name in {m.backend for m in registry.MODELS if m.default}:
         try:
-            if name in points:
-                points[name].load()
+            if name in points and points[name].load().missing() is None:
                 usable.add(name)
         except ImportError:
             continue

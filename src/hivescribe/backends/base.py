@@ -67,6 +67,12 @@ class Backend:
     def models(self) -> list[str]:
         return [self.options.model] if self.options.model else []
 
+    @classmethod
+    def missing(cls) -> str | None:
+        """What this machine lacks to run the backend's default model (a program, say), or
+        None. A worker given no --task leaves out the tasks whose default backend lacks one."""
+        return None
+
     def load(self) -> None:
         """Load weights once, before the first batch."""
 

@@ -89,7 +89,7 @@ def decode_image(
     try:
         with Image.open(io.BytesIO(data), formats=_formats(fmt)) as opened:
             transposed = _orientation(opened) not in (None, 1)
-            rgb = _to_rgb(ImageOps.exif_transpose(opened))
+            rgb = to_rgb(ImageOps.exif_transpose(opened))
     except Exception as exc:
         raise InputError(
             f"{name} is a truncated or corrupt {fmt} image ({size[0]}x{size[1]}): {_reason(exc)}"
@@ -152,7 +152,7 @@ def _orientation(image: Image.Image) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """RGB pixels; transparent areas become white rather than black."""
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info

@@ -27,6 +27,7 @@ from typing import Any
 from hivescribe.backends import textrank
 from hivescribe.backends.base import Backend, Failure, InputError, Outcome, Success, WorkItem
 from hivescribe.domain.errors import ValidationError
+from hivescribe.domain.inputs import MAX_INLINE_TEXT
 
 EXTRACTIVE = ("textrank", "textrank-tfidf")
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -55,6 +56,11 @@ def item_text(item: WorkItem) -> str:
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise InputError("the text is empty")
+    if len(text) > MAX_INLINE_TEXT:
+        raise InputError(
+            f"the text is {len(text):,} characters, over the limit of {MAX_INLINE_TEXT:,}: "
+            "split it into smaller items"
+        )
     return text
 
 

@@ -64,6 +64,12 @@ def worker(
     state_dir: Path | None = typer.Option(
         None, envvar="HIVESCRIBE_STATE_DIR", help="Outbox and worker id (default per name)."
     ),
+    voices_dir: Path | None = typer.Option(
+        None,
+        envvar="HIVESCRIBE_VOICES_DIR",
+        help="tts with Coqui: a folder of WAV files that jobs may name as speaker_wav to clone "
+        "a voice (off: jobs cannot make this worker read its files).",
+    ),
     no_verify_ssl: bool = typer.Option(
         False,
         "--no-verify-ssl",
@@ -135,6 +141,7 @@ def worker(
                     "endpoint": endpoint,
                     "api_key": api_key,
                     "trust_remote_code": trust_remote_code,
+                    "voices_dir": str(voices_dir.expanduser()) if voices_dir else None,
                 }.items()
                 if v
             },

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from hivescribe.domain import languages
 from hivescribe.domain.errors import ValidationError
 from hivescribe.domain.prompts import check_stages
 from hivescribe.domain.tasks import TaskType
@@ -158,10 +159,115 @@ class TranscriptionParams(BaseModel):
         return value
 
 
+class SummarizationParams(BaseModel):
+    """summarization: length controls for every method, generation settings for seq2seq."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ratio: float = Field(0.3, gt=0, le=1)  # extractive: the fraction of sentences kept
+    max_sentences: int | None = Field(None, ge=1)
+    max_words: int | None = Field(None, ge=1)
+    keep_lead: bool = True  # extractive: keep the first sentence
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    min_new_tokens: int | None = Field(None, ge=0, le=4096)
+    num_beams: int | None = Field(None, ge=1, le=16)
+
+
+class TTSParams(BaseModel):
+    """tts: the voice and how it speaks. ``voice`` and ``language`` must agree with the voice a
+    worker serves; ``speaker_wav`` (a WAV file's name in the worker's --voices-dir) clones a
+    voice with Coqui XTTS v2 or YourTTS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str | None = Field(None, min_length=1, max_length=200)
+    language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$|^auto$")
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    format: Literal["wav", "ogg", "mp3"] = "wav"
+    speaker: str | int | None = None  # multi-speaker voices: a name or an index
+    # Coqui voice cloning: one WAV, or a few, named inside the worker's --voices-dir.
+    speaker_wav: str | list[str] | None = None
+
+    @field_validator("speaker_wav")
+    @classmethod
+    def _speaker_wavs(cls, value: str | list[str] | None) -> str | list[str] | None:
+        paths = [value] if isinstance(value, str) else value or []
+        if (isinstance(value, list) and not 0 < len(value) <= 8) or not all(
+            0 < len(p) <= 4096 and "\x00" not in p for p in paths
+        ):
+            raise ValueError("a file path, or a list of 1 to 8 of them")
+        return value
+
+
+class OCRParams(BaseModel):
+    """ocr: ``language`` is tesseract's (eng, spa, eng+spa); ``boxes`` adds each line's box."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str = Field("eng", pattern=r"^[A-Za-z_]{2,20}(\+[A-Za-z_]{2,20})*$")
+    boxes: bool = False
+    psm: int | None = Field(None, ge=0, le=13)  # tesseract page segmentation mode
+    pages: int | None = Field(None, ge=1)  # PDFs: read at most this many pages
+
+
+class TranslationParams(BaseModel):
+    """text-translation: both languages are required and must differ. They are normalised here
+    (domain/languages.py: ``eng``, ``English`` -> ``en``), so a job naming an unknown language,
+    or one language twice, is refused when it is created. Neural models and endpoints get long
+    texts in chunks of at most ``max_chunk_chars``, cut on sentence boundaries; Apertium takes
+    any length."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_language: str = Field(max_length=64)
+    target_language: str = Field(max_length=64)
+    max_chunk_chars: int = Field(1000, ge=50, le=20_000)
+    num_beams: int | None = Field(None, ge=1, le=16)
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)  # per chunk; None: from its length
+    mark_unknown: bool = True  # Apertium: "*" before unknown words, as the apertium command does
+
+    @field_validator("source_language", "target_language")
+    @classmethod
+    def _normalised(cls, value: str) -> str:
+        try:
+            return languages.normalize(value)
+        except ValidationError as exc:
+            raise ValueError(exc.detail) from None
+
+    @model_validator(mode="after")
+    def _different(self) -> Self:
+        try:
+            languages.check_pair(self.source_language, self.target_language)
+        except ValidationError as exc:
+            raise ValueError(exc.detail) from None
+        return self
+
+
+class DocumentTranslationParams(TranslationParams):
+    """document-translation: as text-translation, plus OCR for pages without a text layer
+    (``auto``), for every page (``always``) or never. ``ocr_language`` is Tesseract's name
+    (``eng``, ``spa``, ``eng+spa``); it defaults to the source language's."""
+
+    ocr: Literal["auto", "always", "never"] = "auto"
+    ocr_engine: Literal["tesseract", "rapidocr"] = "tesseract"
+    ocr_language: str | None = Field(None, pattern=r"^[A-Za-z_]{2,20}(\+[A-Za-z_]{2,20})*$")
+
+    @model_validator(mode="after")
+    def _ocr_language(self) -> Self:
+        if self.ocr_language is None:
+            self.ocr_language = languages.tesseract_code(self.source_language)
+        return self
+
+
 PARAM_SCHEMAS: dict[TaskType, type[BaseModel]] = {
     TaskType.ECHO: EchoParams,
     TaskType.TRANSCRIPTION: TranscriptionParams,
     TaskType.VIDEO_TRANSCRIPTION: TranscriptionParams,
+    TaskType.SUMMARIZATION: SummarizationParams,
+    TaskType.TTS: TTSParams,
+    TaskType.OCR: OCRParams,
+    TaskType.TEXT_TRANSLATION: TranslationParams,
+    TaskType.DOCUMENT_TRANSLATION: DocumentTranslationParams,
 }
 
 
