@@ -7,6 +7,8 @@ for how workers upload outputs without storage credentials.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from pathlib import Path
 
 from hivescribe.blobs.base import BlobStorageError, BlobStore, PresignedRequest, StoredBlob
@@ -24,6 +26,7 @@ __all__ = [
     "check_key",
     "check_result_blobs",
     "content_key",
+    "copy_to_file",
     "open_blob_store",
     "output_key",
     "parse_output_key",
@@ -56,3 +59,25 @@ def open_blob_store(
     if not url:
         return LocalBlobs(default_root)
     return LocalBlobs(Path(url.removeprefix("file://")).expanduser())
+
+
+def copy_to_file(store: BlobStore, key: str, path: Path) -> None:
+    """Copy blob ``key`` into the new file ``path`` (created exclusively: FileExistsError when
+    taken). A blob that is gone raises NotFoundError and leaves no file behind."""
+    local = store.local_path(key)  # LocalBlobs: NotFoundError before anything is created
+    with path.open("xb") as out:
+        try:
+            if local is not None:
+                with local.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            else:
+
+                async def pull() -> None:
+                    async for chunk in store.open(key):
+                        out.write(chunk)
+
+                asyncio.run(pull())
+        except BaseException:
+            out.close()
+            path.unlink(missing_ok=True)
+            raise

@@ -26,6 +26,26 @@ ConfigOpt = typer.Option(
     exists=False,
 )
 
+# The task parameters users set most, as flags of `run` and `submit` (each is also --param KEY=).
+SourceLanguageOpt = typer.Option(
+    None,
+    "--source-language",
+    help="Translation: the language of the input (en, eng or English). Required for "
+    "text-translation and document-translation.",
+)
+TargetLanguageOpt = typer.Option(
+    None,
+    "--target-language",
+    help="Translation: the language to translate into (es, spa or Spanish); must differ "
+    "from --source-language.",
+)
+VoiceOpt = typer.Option(
+    None,
+    "--voice",
+    help="tts: the voice. espeak-ng takes a voice name (en-us, es, fr); Piper and Coqui "
+    "check it against the voice or speaker the worker serves.",
+)
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)

@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hivescribe.cli.common import fail, friendly_errors, print_json
+from hivescribe.cli.common import (
+    SourceLanguageOpt,
+    TargetLanguageOpt,
+    VoiceOpt,
+    fail,
+    friendly_errors,
+    print_json,
+)
 
 ServerOpt = typer.Option(
     ..., envvar="HIVESCRIBE_SERVER", help="Coordinator URL (http(s) or ws(s))."
@@ -27,7 +34,14 @@ def _client(server: str, token: str, no_verify_ssl: bool):
     return CoordinatorClient(server, token, verify_ssl=not no_verify_ssl)
 
 
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
+def _parse_params(
+    pairs: list[str],
+    *,
+    source_language: str | None = None,
+    target_language: str | None = None,
+    voice: str | None = None,
+) -> dict[str, Any]:
+    """--param KEY=VALUE pairs (VALUE as JSON when it parses) and the named parameter flags."""
     import json
 
     params: dict[str, Any] = {}
@@ -39,6 +53,18 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
             params[key] = json.loads(raw)
         except ValueError:
             params[key] = raw
+    named = {
+        "source_language": source_language,
+        "target_language": target_language,
+        "voice": voice,
+    }
+    for key, value in named.items():
+        if value is None:
+            continue
+        if key in params and params[key] != value:
+            flag = "--" + key.replace("_", "-")
+            fail(f"{flag} {value!r} and --param {key}={params[key]!r} disagree; give one")
+        params[key] = value
     return params
 
 
@@ -54,6 +80,9 @@ def submit(
     param: list[str] = typer.Option(
         [], "--param", help="Task parameter KEY=VALUE (VALUE parsed as JSON when it can be)."
     ),
+    source_language: str | None = SourceLanguageOpt,
+    target_language: str | None = TargetLanguageOpt,
+    voice: str | None = VoiceOpt,
     column: str | None = typer.Option(None, help="Table column holding the inputs."),
     key_column: str | None = typer.Option(None, help="Table column holding item keys."),
     extension: list[str] = typer.Option(
@@ -82,7 +111,9 @@ def submit(
             extensions=extension or DEFAULT_EXTENSIONS.get(task),
             dataset=dataset,
         )
-        params = _parse_params(param)
+        params = _parse_params(
+            param, source_language=source_language, target_language=target_language, voice=voice
+        )
         client = _client(server, token, no_verify_ssl)
         job_id = client.create_job(
             task_type=task,

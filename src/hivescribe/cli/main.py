@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from hivescribe import __version__
 from hivescribe.cli import certs, jobs_cmd, run_cmd, serve, worker_cmd
-from hivescribe.cli.common import friendly_errors
+from hivescribe.cli.common import ConfigOpt, friendly_errors, settings_from
 
 app = typer.Typer(
     name="hivescribe",
@@ -54,6 +55,14 @@ def export(
         ),
     ),
     job: str | None = typer.Option(None, "--job", help="Export only this job's results."),
+    outputs: bool = typer.Option(
+        True,
+        "--outputs/--no-outputs",
+        help="Also copy the results' output files (speech, translated documents) to "
+        "OUTPUT/outputs/<dataset>/<item>.<ext>, from the blob store that --config and "
+        "HIVESCRIBE_ORCHESTRATOR__STORAGE__* name (default DATA_DIR/blobs).",
+    ),
+    config: Path | None = ConfigOpt,
 ) -> None:
     """Write the dataset from committed results only, streaming (memory stays flat in the
     dataset's size). Files are replaced whole: a reader never sees half a file."""
@@ -61,7 +70,7 @@ def export(
 
     from rich.console import Console
 
-    from hivescribe.dataset import export_dataset
+    from hivescribe.dataset import OUTPUTS_DIR, export_dataset
     from hivescribe.store import Database, sqlite_url
 
     if fmt not in EXPORT_FORMATS:
@@ -75,6 +84,7 @@ def export(
         db = Database(database_url or sqlite_url(data_dir))
         console = Console(stderr=True)
         started = time.monotonic()
+        copied = {"files": 0, "missing": 0}
         try:
             with console.status(f"exporting {fmt}") as spinner:
 
@@ -83,6 +93,8 @@ def export(
                     spinner.update(f"{name}: {rows:,} rows written ({rate:,.0f} rows/s)")
 
                 counts = export_dataset(db, output, fmt=fmt, job_id=job, progress=progress)
+                if outputs and fmt not in ("srt", "vtt"):
+                    copied = _export_outputs(db, output, config, data_dir, job, progress)
         finally:
             db.dispose()
     if fmt in ("srt", "vtt"):
@@ -92,8 +104,59 @@ def export(
         return
     for name, rows in counts.items():
         print(f"{output / name}: {rows:,} rows")
+    if outputs and copied["files"]:
+        print(f"{output / OUTPUTS_DIR}: {copied['files']:,} output files")
+    if outputs and copied["missing"]:
+        print(f"{copied['missing']:,} output files are missing from the blob store")
     if fmt == "hf":
         print(f'load it with datasets.load_dataset("parquet", data_dir="{output}")')
+
+
+@app.command("models")
+def models(
+    task: str | None = typer.Option(None, "--task", help="Only this task type's models."),
+) -> None:
+    """List the model ids a worker's --model takes, with the backend that serves each and its
+    status: tested here (runs offline), or what it needs (hub weights, a package, a server).
+
+    Example: hivescribe models --task text-translation
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from hivescribe.backends.registry import MODELS
+    from hivescribe.domain import parse_task_type
+
+    with friendly_errors():
+        wanted = parse_task_type(task).value if task else None
+    table = Table("model id", "tasks", "backend", "status", "default", box=None)
+    for m in MODELS:
+        if wanted is None or wanted in m.task_types:
+            table.add_row(
+                m.id, ", ".join(m.task_types), m.backend, m.status, "yes" if m.default else ""
+            )
+    Console(soft_wrap=True).print(table)
+
+
+def _export_outputs(
+    db: Any, output: Path, config: Path | None, data_dir: Path, job: str | None, progress: Any
+) -> dict[str, int]:
+    from hivescribe.blobs import copy_to_file
+    from hivescribe.coordinator.deps import blob_store
+    from hivescribe.dataset import OUTPUTS_DIR, export_output_files
+
+    settings = settings_from(config, {"orchestrator": {"storage": {"data_dir": data_dir}}})
+    store = blob_store(settings.orchestrator.storage)
+    try:
+        return export_output_files(
+            db,
+            output / OUTPUTS_DIR,
+            lambda key, path: copy_to_file(store, key, path),
+            job_id=job,
+            progress=progress,
+        )
+    finally:
+        store.close()
 
 
 @app.callback(invoke_without_command=True)

@@ -27,7 +27,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from hivescribe.cli.common import fail, friendly_errors
+from hivescribe.cli.common import (
+    SourceLanguageOpt,
+    TargetLanguageOpt,
+    VoiceOpt,
+    fail,
+    friendly_errors,
+)
 from hivescribe.cli.jobs_cmd import _parse_params
 
 console = Console(stderr=True, highlight=False)
@@ -35,14 +41,26 @@ SUBTITLED_TASKS = ("transcription", "video-transcription")
 
 
 def run(
-    path: Path = typer.Argument(..., help="A folder, a .txt list, or a .parquet/.csv file."),
-    task: str = typer.Option(..., "--task", help="Task type, e.g. echo."),
+    path: Path = typer.Argument(
+        ...,
+        help="A folder (of media, text files or documents), a .txt list of paths/URLs, or a "
+        ".parquet/.csv/.tsv/.jsonl table with a text, url or path column.",
+    ),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        help="Task type: transcription, video-transcription, caption, tts, summarization, "
+        "text-translation, document-translation, ocr or echo.",
+    ),
     workers: int = typer.Option(2, min=1, max=64, help="Local worker processes."),
     model: str | None = typer.Option(None, help="Model id or path for the workers' backend."),
     data_dir: Path = typer.Option(
         Path("./hivescribe_data"), envvar="HIVESCRIBE_DATA_DIR", help="Database, blobs, dataset."
     ),
     param: list[str] = typer.Option([], "--param", help="Task parameter KEY=VALUE."),
+    source_language: str | None = SourceLanguageOpt,
+    target_language: str | None = TargetLanguageOpt,
+    voice: str | None = VoiceOpt,
     column: str | None = typer.Option(None, help="Table column holding the inputs."),
     extension: list[str] = typer.Option(
         [], "--ext", help="File extensions to take from a folder (default: those of the task)."
@@ -53,12 +71,20 @@ def run(
 ) -> None:
     """Process PATH on this machine and write the dataset to DATA_DIR/dataset.
 
-    Example: hivescribe run ./sentences.csv --task echo --workers 2 --param delay_ms=5
+    Examples:
+
+      hivescribe run ./podcasts --task transcription
+
+      hivescribe run ./sentences --task tts --param format=mp3
+
+      hivescribe run ./articles.jsonl --task text-translation --source-language en
+      --target-language es
     """
+    from hivescribe.blobs import LocalBlobs, copy_to_file
     from hivescribe.config import OrchestratorConfig
     from hivescribe.coordinator import Coordinator
     from hivescribe.coordinator.embedded import EmbeddedCoordinator
-    from hivescribe.dataset import export_dataset
+    from hivescribe.dataset import OUTPUTS_DIR, export_dataset, export_output_files
     from hivescribe.domain import parse_task_type
     from hivescribe.domain.inputs import check_params
     from hivescribe.domain.tasks import DEFAULT_EXTENSIONS
@@ -68,7 +94,15 @@ def run(
     started = time.monotonic()
     with friendly_errors():
         task_type = parse_task_type(task)
-        params = check_params(task_type, _parse_params(param))
+        params = check_params(
+            task_type,
+            _parse_params(
+                param,
+                source_language=source_language,
+                target_language=target_language,
+                voice=voice,
+            ),
+        )
         source = open_source(
             path,
             column=column,
@@ -136,6 +170,10 @@ def run(
             if task_type.value in SUBTITLED_TASKS:
                 for fmt in ("srt", "vtt"):
                     export_dataset(store.db, out_dir / "subtitles" / fmt, fmt=fmt, job_id=job_id)
+            blobs = LocalBlobs(data_dir / "blobs")
+            export_output_files(
+                store.db, out_dir / OUTPUTS_DIR, lambda key, dest: copy_to_file(blobs, key, dest)
+            )
         failures = list(store.jobs.failed_items(job_id, limit=1000))
         store.close()
     _summary(status, failures, out_dir, time.monotonic() - started, interrupted)
@@ -258,5 +296,7 @@ def _summary(
     console.print(f"dataset: {out}/captions.parquet (and jobs, contributors, items)")
     if (out / "subtitles").is_dir():
         console.print(f"subtitles: {out}/subtitles/srt/ and {out}/subtitles/vtt/")
+    if (out / "outputs").is_dir():
+        console.print(f"output files (speech, documents): {out}/outputs/<dataset>/")
     if stopped or counts["pending"] + counts["leased"]:
         console.print("run the same command again to resume")

@@ -4,6 +4,19 @@ committed results only, by `hivescribe export` and by the coordinator's checkpoi
 from __future__ import annotations
 
 from hivescribe.dataset.checkpoint import Checkpointer
-from hivescribe.dataset.export import SUPPORTED_FORMATS, export_dataset, shard_status
+from hivescribe.dataset.export import (
+    OUTPUTS_DIR,
+    SUPPORTED_FORMATS,
+    export_dataset,
+    export_output_files,
+    shard_status,
+)
 
-__all__ = ["SUPPORTED_FORMATS", "Checkpointer", "export_dataset", "shard_status"]
+__all__ = [
+    "OUTPUTS_DIR",
+    "SUPPORTED_FORMATS",
+    "Checkpointer",
+    "export_dataset",
+    "export_output_files",
+    "shard_status",
+]

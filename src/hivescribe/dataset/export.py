@@ -4,6 +4,9 @@
 - ``srt``, ``vtt``: one subtitle file per result with segments (see dataset.subtitle_files).
 - ``hf``: a Hugging Face dataset folder of captions shards and a dataset card (see dataset.hf).
 
+``export_output_files`` copies the results' output files (speech, translated documents) out of
+the blob store, one per item, to sit beside the tables (see dataset.output_files).
+
 Everything is read in one read transaction, hence from one snapshot of committed results, and
 streamed batch by batch: memory stays flat in the dataset's size. Each file is written under a
 temporary name and renamed into place, so a reader never sees half a file.
@@ -19,6 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hivescribe.dataset.output_files import OUTPUTS_DIR, CopyBlob, write_output_files
 from hivescribe.dataset.schemas import (
     CAPTIONS_SCHEMA,
     CONTRIBUTORS_SCHEMA,
@@ -38,9 +42,11 @@ __all__ = [
     "CONTRIBUTORS_SCHEMA",
     "ITEMS_SCHEMA",
     "JOBS_SCHEMA",
+    "OUTPUTS_DIR",
     "SUPPORTED_FORMATS",
     "Progress",
     "export_dataset",
+    "export_output_files",
     "shard_status",
     "snapshot",
     "write_tables",
@@ -82,6 +88,21 @@ def export_dataset(
         from hivescribe.dataset.subtitle_files import write_subtitles
 
         return write_subtitles(conn, out_dir, fmt, job_id=job_id, progress=progress)
+
+
+def export_output_files(
+    db: Database,
+    out_dir: Path,
+    copy_blob: CopyBlob,
+    *,
+    job_id: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Copy the output files of all results (or ``job_id``'s) to ``out_dir/<dataset>/``, from
+    one snapshot; ``copy_blob(key, path)`` creates ``path`` with the blob's bytes."""
+    with snapshot(db) as conn:
+        assert conn is not None
+        return write_output_files(conn, Path(out_dir), copy_blob, job_id=job_id, progress=progress)
 
 
 _job_exists = sa.select(jobs.c.id).where(jobs.c.id == sa.bindparam("job_id"))

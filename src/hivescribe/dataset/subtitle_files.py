@@ -1,64 +1,27 @@
 """`export --format srt|vtt`: one subtitle file per result that has segments, at
-``OUT/<dataset>/<item_key with its extension replaced>``.
-
-Dataset names and item keys come from users and sources, so they never reach the filesystem
-unchecked: ``subtitle_path`` keeps them inside the output folder. Files are first written into
-a fresh staging folder (names that collide get the item id added), then each dataset's folder
-replaces the previous export's, so a failed export leaves the earlier files as they were.
+``OUT/<dataset>/<item_key with its extension replaced>`` (the layout, path safety and staging
+are item_files.py's).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hivescribe.dataset.item_files import item_path, swap_into_place, write_new
 from hivescribe.store.schema import items, results
 
 Segment = dict[str, Any]
 Render = Callable[[list[Segment]], str]
 BATCH_ROWS = 2000
-_MAX_NAME_BYTES = 200  # under the 255-byte limit of common filesystems, with room to spare
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
-
-
-def subtitle_path(dataset: str, item_key: str, suffix: str) -> PurePosixPath:
-    """A relative path that cannot leave the output folder: separators (/ and \\) split
-    components, empty and ``.`` components are dropped, ``..`` is escaped as ``%2E%2E``, and
-    characters that filesystems refuse become ``_``. The key's extension becomes ``suffix``."""
-    folder = _safe_parts(dataset) or ["dataset"]
-    parts = _safe_parts(item_key) or ["item"]
-    stem = parts[-1]
-    dot = stem.rfind(".")
-    if dot > 0:
-        stem = stem[:dot]
-    parts[-1] = _fit(stem, len(suffix.encode())) + suffix
-    return PurePosixPath(*folder, *parts)
-
-
-def _safe_parts(name: str) -> list[str]:
-    parts = []
-    for part in re.split(r"[/\\]+", name):
-        part = _UNSAFE_CHARS.sub("_", part).strip()
-        if part in ("", "."):
-            continue
-        parts.append("%2E%2E" if part == ".." else _fit(part, 0))
-    return parts
-
-
-def _fit(part: str, reserve: int) -> str:
-    data = part.encode()
-    if len(data) <= _MAX_NAME_BYTES - reserve:
-        return part
-    return data[: _MAX_NAME_BYTES - reserve].decode(errors="ignore")
+subtitle_path = item_path
 
 
 def write_subtitles(
@@ -85,14 +48,19 @@ def write_subtitles(
             if not segments:
                 skipped += 1
                 continue
-            path = subtitle_path(dataset, item_key, f".{fmt}")
-            _write_new(staging, path, item_id, render(segments))
+            text = render(segments)
+
+            def create(path: Path, text: str = text) -> None:
+                with path.open("x", encoding="utf-8", newline="") as handle:
+                    handle.write(text)
+
+            write_new(staging, item_path(dataset, item_key, f".{fmt}"), item_id, create)
             written += 1
             if progress is not None and written % BATCH_ROWS == 0:
                 progress(fmt, written)
         if progress is not None:
             progress(fmt, written)
-        _swap_into_place(staging, out_dir)
+        swap_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"subtitles": written, "skipped": skipped}
@@ -130,33 +98,3 @@ def _timed(segment: Segment) -> bool:
     return all(
         isinstance(t, int | float) and not isinstance(t, bool) for t in (start, end)
     ) and isinstance(segment.get("text"), str)
-
-
-def _write_new(root: Path, relative: PurePosixPath, item_id: int, text: str) -> None:
-    """Create the file; a name already taken in this export gets ``.<item id>`` added."""
-    path = root.joinpath(*relative.parts)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file took the folder's name
-        path = root / relative.parts[0] / f"item-{item_id}{relative.suffix}"
-    names = (path.name, f"{path.stem}.{item_id}{path.suffix}")
-    for name in (*names, f"{path.stem}.{item_id}.{uuid.uuid4().hex[:8]}{path.suffix}"):
-        try:
-            with path.with_name(name).open("x", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            return
-        except FileExistsError:
-            continue
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Each dataset folder written replaces the previous export's folder of that name."""
-    for entry in sorted(staging.iterdir()):
-        final = out_dir / entry.name
-        old = out_dir / f".{entry.name}.{uuid.uuid4().hex}.old"
-        if final.is_dir() and not final.is_symlink():
-            os.replace(final, old)
-        elif final.exists() or final.is_symlink():
-            final.unlink()
-        os.replace(entry, final)
-        shutil.rmtree(old, ignore_errors=True)
