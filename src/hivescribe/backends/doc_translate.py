@@ -16,7 +16,6 @@ Result: the translated plain text, the translated document as the output blob
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import PurePosixPath
@@ -25,41 +24,25 @@ from PIL import Image
 
 from hivescribe.backends import documents, ocr
 from hivescribe.backends.base import (
-    Backend,
     BackendOptions,
     InputError,
     Outcome,
     Success,
     WorkItem,
 )
-from hivescribe.backends.translate import Translator, read_params
+from hivescribe.backends.translate import TranslatorBackend, read_params
 from hivescribe.domain.inputs import MAX_INLINE_TEXT, DocumentTranslationParams
 
 Reader = Callable[[Image.Image], str]
 
 
-class DocumentTranslator(Backend):
+class DocumentTranslator(TranslatorBackend):
     task_types = ("document-translation",)
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
-        self.translator = Translator(self.options.model, self.options)
         self._readers: dict[tuple[str, str | None], Reader] = {}
         self._lock = threading.Lock()
-
-    @property
-    def models(self) -> list[str]:
-        return [self.translator.name]
-
-    @classmethod
-    def missing(cls) -> str | None:
-        return None if shutil.which("apertium") else "the apertium program"
-
-    def load(self) -> None:
-        self.translator.load()
-
-    def close(self) -> None:
-        self.translator.close()
 
     def process_one(self, item: WorkItem) -> Outcome:
         if self.translator.mode is None:

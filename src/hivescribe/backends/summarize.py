@@ -26,7 +26,7 @@ from typing import Any
 
 from hivescribe.backends import textrank
 from hivescribe.backends.base import Backend, Failure, InputError, Outcome, Success, WorkItem
-from hivescribe.domain.errors import ValidationError
+from hivescribe.backends.text_models import chat_client, chat_url, load_seq2seq
 from hivescribe.domain.inputs import MAX_INLINE_TEXT
 
 EXTRACTIVE = ("textrank", "textrank-tfidf")
@@ -118,30 +118,9 @@ class Summarizer(Backend):
             self._load_seq2seq(model_id)
 
     def _load_seq2seq(self, model_id: str) -> None:
-        import torch
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-        device = self.options.device
-        if device in ("", "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValidationError(f"--device {device}: this machine has no CUDA device")
-        dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-        compute = self.options.compute_type
-        if compute in ("", "default", "auto"):
-            compute = "float32"  # float16 overflows in BART/T5; ask for bfloat16 outright
-        if compute not in dtypes:
-            raise ValidationError(f"--compute-type {compute!r} is not one of: {', '.join(dtypes)}")
-        trust = bool(self.options.extra.get("trust_remote_code"))
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust)
-            model = AutoModelForSeq2SeqLM.from_pretrained(
-                model_id, dtype=dtypes[compute], trust_remote_code=trust
-            )
-        except (OSError, ValueError) as exc:
-            raise ValidationError(f"cannot load summarization model {model_id!r}: {exc}") from None
-        self.device = device
-        self.model = model.to(device).eval()
+        loaded = load_seq2seq(model_id, self.options, purpose="summarization")
+        self.tokenizer, self.model, self.device = loaded.tokenizer, loaded.model, loaded.device
+        model = self.model
         model_type = str(getattr(model.config, "model_type", ""))
         self.prefix = "summarize: " if model_type in T5_TYPES else ""
         limits = [
@@ -156,20 +135,9 @@ class Summarizer(Backend):
         self.mode = "abstractive"
 
     def _load_endpoint(self) -> None:
-        import httpx
-
-        endpoint = str(self.options.extra["endpoint"]).rstrip("/")
-        if not endpoint.startswith(("http://", "https://")):
-            raise ValidationError(f"--endpoint must start with http:// or https://: {endpoint!r}")
-        if not self.options.model:
-            raise ValidationError("--endpoint needs --model: the model name the server serves")
-        headers = {}
-        if self.options.extra.get("api_key"):
-            headers["Authorization"] = f"Bearer {self.options.extra['api_key']}"
-        timeout = float(self.options.extra.get("timeout_s", 120))
-        self.url = f"{endpoint}/chat/completions"
+        self.url = chat_url(self.options)
         if self._client is None:
-            self._client = httpx.Client(headers=headers, timeout=timeout)
+            self._client = chat_client(self.options)
         self.mode = "endpoint"
 
     def close(self) -> None:

@@ -228,12 +228,8 @@ def item_text(item: WorkItem) -> str:
     return text
 
 
-class TranslationBackend(Backend):
-    """text-translation. Items that ask for the same languages and settings are translated
-    together (one Apertium process, one ``generate`` pass); when such a group fails as a whole,
-    each of its items is tried alone, so one bad item fails alone."""
-
-    task_types = ("text-translation",)
+class TranslatorBackend(Backend):
+    """What the text and document translation backends share: one Translator, loaded once."""
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
@@ -252,6 +248,14 @@ class TranslationBackend(Backend):
 
     def close(self) -> None:
         self.translator.close()
+
+
+class TranslationBackend(TranslatorBackend):
+    """text-translation. Items that ask for the same languages and settings are translated
+    together (one Apertium process, one ``generate`` pass); when such a group fails as a whole,
+    each of its items is tried alone, so one bad item fails alone."""
+
+    task_types = ("text-translation",)
 
     def prepare(self, item: WorkItem) -> None:
         item.decoded = item_text(item)

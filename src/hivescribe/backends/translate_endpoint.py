@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from hivescribe.backends.base import BackendOptions, InputError
+from hivescribe.backends.text_models import chat_client, chat_url
 from hivescribe.domain import languages
-from hivescribe.domain.errors import ValidationError
 from hivescribe.domain.inputs import TranslationParams
 
 SYSTEM_PROMPT = (
@@ -29,20 +29,9 @@ class EndpointEngine:
     _client: Any
 
     def _load_endpoint(self) -> None:
-        import httpx
-
-        endpoint = str(self.options.extra["endpoint"]).rstrip("/")
-        if not endpoint.startswith(("http://", "https://")):
-            raise ValidationError(f"--endpoint must start with http:// or https://: {endpoint!r}")
-        if not self.options.model:
-            raise ValidationError("--endpoint needs --model: the model name the server serves")
-        headers = {}
-        if self.options.extra.get("api_key"):
-            headers["Authorization"] = f"Bearer {self.options.extra['api_key']}"
-        self.url = f"{endpoint}/chat/completions"
+        self.url = chat_url(self.options)
         if self._client is None:
-            timeout = float(self.options.extra.get("timeout_s", 120))
-            self._client = httpx.Client(headers=headers, timeout=timeout)
+            self._client = chat_client(self.options)
         self.mode = "endpoint"
 
     def _complete(self, chunk: str, source: str, target: str, params: TranslationParams) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hivescribe.backends.base import BackendOptions
+from hivescribe.backends.text_models import load_seq2seq
 from hivescribe.domain import languages
 from hivescribe.domain.errors import ValidationError
 from hivescribe.domain.inputs import TranslationParams
@@ -32,29 +33,9 @@ class Seq2SeqEngine:
     mode: str | None
 
     def _load_seq2seq(self, model_id: str) -> None:
-        import torch
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-        device = self.options.device
-        if device in ("", "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValidationError(f"--device {device}: this machine has no CUDA device")
-        dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-        compute = self.options.compute_type
-        compute = "float32" if compute in ("", "default", "auto") else compute
-        if compute not in dtypes:
-            raise ValidationError(f"--compute-type {compute!r} is not one of: {', '.join(dtypes)}")
-        trust = bool(self.options.extra.get("trust_remote_code"))
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust)
-            model = AutoModelForSeq2SeqLM.from_pretrained(
-                model_id, dtype=dtypes[compute], trust_remote_code=trust
-            )
-        except (OSError, ValueError) as exc:
-            raise ValidationError(f"cannot load translation model {model_id!r}: {exc}") from None
-        self.device = device
-        self.model = model.to(device).eval()
+        loaded = load_seq2seq(model_id, self.options, purpose="translation")
+        self.tokenizer, self.model, self.device = loaded.tokenizer, loaded.model, loaded.device
+        model = self.model
         self.vocab = set(self.tokenizer.get_vocab())
         model_type = str(getattr(model.config, "model_type", ""))
         families = [

@@ -13,9 +13,16 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hivescribe.store.schema import items, results
+
+BATCH_ROWS = 2000
 _MAX_NAME_BYTES = 200  # under the 255-byte limit of common filesystems, with room to spare
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 
@@ -82,3 +89,22 @@ def swap_into_place(staging: Path, out_dir: Path) -> None:
             final.unlink()
         os.replace(entry, final)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def result_rows(
+    conn: Connection, column: sa.Column[Any], job_id: str | None, *where: sa.ColumnElement[bool]
+) -> Iterator[Any]:
+    """(dataset, item_key, item_id, ``column``) of every result (of ``job_id``, matching
+    ``where``), in acceptance order, streamed in batches."""
+    query = (
+        sa.select(items.c.dataset, items.c.item_key, results.c.item_id, column)
+        .select_from(results.join(items, results.c.item_id == items.c.id))
+        .where(*where)
+        .order_by(results.c.id)
+    )
+    if job_id is not None:
+        query = query.where(results.c.job_id == job_id)
+    streaming = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS)
+    with streaming.execute(query) as result:
+        for part in result.partitions(BATCH_ROWS):
+            yield from part

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hivescribe.dataset.item_files import item_path, swap_into_place, write_new
+from hivescribe.dataset.item_files import (
+    BATCH_ROWS,
+    item_path,
+    result_rows,
+    swap_into_place,
+    write_new,
+)
 from hivescribe.domain.errors import NotFoundError
-from hivescribe.store.schema import items, results
+from hivescribe.store.schema import results
 
 CopyBlob = Callable[[str, Path], None]
-BATCH_ROWS = 2000
+
 OUTPUTS_DIR = "outputs"  # the folder beside captions.parquet that holds them
 
 
@@ -41,7 +45,9 @@ def write_output_files(
     staging: Path | None = None
     written = missing = 0
     try:
-        for dataset, item_key, item_id, blob_key in _rows(conn, job_id):
+        for dataset, item_key, item_id, blob_key in result_rows(
+            conn, results.c.blob_key, job_id, results.c.blob_key.is_not(None)
+        ):
             if staging is None:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 staging = out_dir / f".outputs-{uuid.uuid4().hex}.tmp"
@@ -68,19 +74,3 @@ def write_output_files(
 
 def _copy(copy_blob: CopyBlob, key: str, path: Path) -> None:
     copy_blob(key, path)
-
-
-def _rows(conn: Connection, job_id: str | None) -> Iterator[Any]:
-    """(dataset, item_key, item_id, blob_key) of every result with an output file."""
-    query = (
-        sa.select(items.c.dataset, items.c.item_key, results.c.item_id, results.c.blob_key)
-        .select_from(results.join(items, results.c.item_id == items.c.id))
-        .where(results.c.blob_key.is_not(None))
-        .order_by(results.c.id)
-    )
-    if job_id is not None:
-        query = query.where(results.c.job_id == job_id)
-    streaming = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS)
-    with streaming.execute(query) as result:
-        for part in result.partitions(BATCH_ROWS):
-            yield from part

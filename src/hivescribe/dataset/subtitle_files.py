@@ -8,19 +8,24 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hivescribe.dataset.item_files import item_path, swap_into_place, write_new
-from hivescribe.store.schema import items, results
+from hivescribe.dataset.item_files import (
+    BATCH_ROWS,
+    item_path,
+    result_rows,
+    swap_into_place,
+    write_new,
+)
+from hivescribe.store.schema import results
 
 Segment = dict[str, Any]
 Render = Callable[[list[Segment]], str]
-BATCH_ROWS = 2000
+
 subtitle_path = item_path
 
 
@@ -43,7 +48,7 @@ def write_subtitles(
     staging.mkdir()
     written = skipped = 0
     try:
-        for dataset, item_key, item_id, output in _rows(conn, job_id):
+        for dataset, item_key, item_id, output in result_rows(conn, results.c.output, job_id):
             segments = _segments(output)
             if not segments:
                 skipped += 1
@@ -64,21 +69,6 @@ def write_subtitles(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"subtitles": written, "skipped": skipped}
-
-
-def _rows(conn: Connection, job_id: str | None) -> Iterator[Any]:
-    """(dataset, item_key, item_id, output) of every result, in acceptance order."""
-    query = (
-        sa.select(items.c.dataset, items.c.item_key, results.c.item_id, results.c.output)
-        .select_from(results.join(items, results.c.item_id == items.c.id))
-        .order_by(results.c.id)
-    )
-    if job_id is not None:
-        query = query.where(results.c.job_id == job_id)
-    streaming = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS)
-    with streaming.execute(query) as result:
-        for part in result.partitions(BATCH_ROWS):
-            yield from part
 
 
 def _segments(output: str) -> list[Segment]:
