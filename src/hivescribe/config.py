@@ -138,6 +138,18 @@ class WorkerTokenConfig(_Section):
 class AuthConfig(_Section):
     worker_tokens: list[WorkerTokenConfig] = []
     admin_tokens: list[SecretStr] = []
+    # Anyone may POST /api/v1/auth/register for an account with the "user" role. False: only
+    # admins create accounts (that endpoint with an admin key, or `hivescribe users create`).
+    open_registration: bool = True
+
+
+class RateLimitConfig(_Section):
+    """Requests per key (or per client address without one) to every endpoint but the
+    workers' and health checks; over it, 429 with Retry-After."""
+
+    enabled: bool = True
+    requests_per_s: float = Field(50.0, gt=0)
+    burst: int = Field(200, ge=1)
 
 
 class OrchestratorConfig(_Section):
@@ -156,6 +168,7 @@ class OrchestratorConfig(_Section):
     max_batch_size: int = Field(1024, ge=1)
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024)
+    rate_limit: RateLimitConfig = RateLimitConfig()
 
 
 class WorkerConfig(_Section):

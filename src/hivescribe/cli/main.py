@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from hivescribe import __version__
-from hivescribe.cli import certs, jobs_cmd, run_cmd, serve, worker_cmd
+from hivescribe.cli import certs, jobs_cmd, run_cmd, serve, users_cmd, worker_cmd
 from hivescribe.cli.common import ConfigOpt, friendly_errors, settings_from
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command("worker")(worker_cmd.worker)
 app.command("submit")(jobs_cmd.submit)
 app.command("status")(jobs_cmd.status)
 app.add_typer(jobs_cmd.jobs_app, name="jobs")
+app.add_typer(users_cmd.users_app, name="users")
 app.command("generate-cert")(certs.generate_cert)
 
 

@@ -79,7 +79,8 @@ def run_server(settings: Settings, *, no_ssl: bool, log_level: str = "info") -> 
         ssl_files = {"ssl_certfile": str(cfg.ssl.cert), "ssl_keyfile": str(cfg.ssl.key)}
     if not cfg.auth.worker_tokens and not cfg.auth.admin_tokens:
         logging.getLogger("hivescribe").warning(
-            "no worker_tokens or admin_tokens configured: nobody can connect (see --config)"
+            "no worker_tokens or admin_tokens configured: only accounts can connect "
+            "(hivescribe users create NAME --role worker, or --role admin; see --config)"
         )
     store = open_store(
         cfg.database_url,

@@ -21,7 +21,10 @@ def worker(
         help="Coordinator URL; its scheme picks the transport: ws:// wss:// http:// https://",
     ),
     token: str | None = typer.Option(
-        None, envvar="HIVESCRIBE_TOKEN", help="A worker token from the coordinator's config."
+        None,
+        envvar="HIVESCRIBE_TOKEN",
+        help="A worker token from the coordinator's config, or the API key of an account with "
+        "the worker role (hivescribe users create NAME --role worker).",
     ),
     name: str | None = typer.Option(
         None, envvar="HIVESCRIBE_NAME", help="This worker's name (default: the host name)."

@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hivescribe import __version__
-from hivescribe.coordinator import jobs_api, worker_http, worker_ws
+from hivescribe.coordinator import auth_api, jobs_api, worker_http, worker_ws
 from hivescribe.coordinator.deps import Coordinator
+from hivescribe.coordinator.ratelimit import RateLimitMiddleware, TokenBuckets
 from hivescribe.dataset import Checkpointer, checkpoint
 from hivescribe.domain.errors import AuthError, HivescribeError
 
@@ -60,7 +61,15 @@ def create_app(coord: Coordinator) -> FastAPI:
     app.include_router(worker_http.router)
     app.include_router(worker_ws.router)
     app.include_router(jobs_api.router)
+    app.include_router(auth_api.router)
     app.add_middleware(BodyLimit, max_bytes=coord.config.max_message_bytes)
+    limits = coord.config.rate_limit
+    if limits.enabled:  # added last, so it runs first: a refused request costs nothing more
+        app.add_middleware(
+            RateLimitMiddleware,
+            buckets=TokenBuckets(limits.requests_per_s, limits.burst),
+            exempt=coord.auth.admin_digests(),
+        )
 
     @app.exception_handler(HivescribeError)
     async def on_error(request: Request, exc: HivescribeError) -> JSONResponse:

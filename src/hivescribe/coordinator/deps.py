@@ -33,7 +33,7 @@ class Coordinator:
         return cls(
             config=config,
             store=store,
-            auth=TokenAuth(config.auth),
+            auth=TokenAuth(config.auth, store.users),
             service=WorkerService(store, config, blobs=blobs),
             blobs=blobs,
             uploads=UploadDesk(
@@ -87,21 +87,41 @@ def coordinator(request: Request) -> Coordinator:
     return request.app.state.coordinator
 
 
-def _principal(request: Request, authorization: str | None, x_api_key: str | None, *roles: Role):
-    return coordinator(request).auth.require(bearer_token(authorization, x_api_key), *roles)
-
-
 async def worker_principal(
     request: Request,
-    authorization: str | None = Header(None, description="Bearer <worker token>"),
-    x_api_key: str | None = Header(None),
+    authorization: str | None = Header(None, description="Bearer <API key or token>"),
+    x_api_key: str | None = Header(None, description="<API key>, instead of Authorization"),
 ) -> Principal:
-    return _principal(request, authorization, x_api_key, Role.WORKER)
+    """A config worker token, or the key of an account holding the worker role."""
+    token = bearer_token(authorization, x_api_key)
+    return await coordinator(request).auth.require_async(token, Role.WORKER)
 
 
 async def admin_principal(
     request: Request,
-    authorization: str | None = Header(None, description="Bearer <admin token>"),
-    x_api_key: str | None = Header(None),
+    authorization: str | None = Header(None, description="Bearer <API key or token>"),
+    x_api_key: str | None = Header(None, description="<API key>, instead of Authorization"),
 ) -> Principal:
-    return _principal(request, authorization, x_api_key, Role.ADMIN)
+    """A config admin token, or the key of an account holding the admin role."""
+    token = bearer_token(authorization, x_api_key)
+    return await coordinator(request).auth.require_async(token, Role.ADMIN)
+
+
+async def any_principal(
+    request: Request,
+    authorization: str | None = Header(None, description="Bearer <API key or token>"),
+    x_api_key: str | None = Header(None, description="<API key>, instead of Authorization"),
+) -> Principal:
+    """Any valid token or key, whatever its roles."""
+    token = bearer_token(authorization, x_api_key)
+    return await coordinator(request).auth.authenticate_async(token)
+
+
+async def optional_principal(
+    request: Request,
+    authorization: str | None = Header(None, description="Bearer <API key or token>"),
+    x_api_key: str | None = Header(None, description="<API key>, instead of Authorization"),
+) -> Principal | None:
+    """None without credentials; wrong credentials are still a 401."""
+    token = bearer_token(authorization, x_api_key)
+    return None if token is None else await coordinator(request).auth.authenticate_async(token)

@@ -117,7 +117,7 @@ async def _authenticate(websocket: WebSocket, coord: Coordinator) -> WorkerSessi
         )
         return None
     try:
-        principal = coord.auth.require(hello.token, Role.WORKER)
+        principal = await coord.auth.require_async(hello.token, Role.WORKER)
         return await coord.service.hello(
             principal, hello.worker_id, hello.name, hello.capabilities, "ws"
         )

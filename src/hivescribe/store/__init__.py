@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hivescribe.domain import RetryPolicy
+from hivescribe.domain.accounts import PasswordHasher
 from hivescribe.store.db import Database, normalize_url, sqlite_url
 from hivescribe.store.jobs import Job, JobStore, NewItem
 from hivescribe.store.queue import (
@@ -19,20 +20,26 @@ from hivescribe.store.queue import (
     WorkQueue,
 )
 from hivescribe.store.registry import Registry
+from hivescribe.store.users import ApiKey, IssuedKey, KeyOwner, User, UserStore
 
 __all__ = [
     "Ack",
+    "ApiKey",
     "Database",
     "FailureIn",
     "HeartbeatAck",
+    "IssuedKey",
     "Job",
     "JobStore",
+    "KeyOwner",
     "Lease",
     "LeaseRef",
     "NewItem",
     "Registry",
     "ResultIn",
     "Store",
+    "User",
+    "UserStore",
     "WorkQueue",
     "normalize_url",
     "open_store",
@@ -41,7 +48,7 @@ __all__ = [
 
 
 class Store:
-    """The database, its migrations applied, and the three owners of state on top of it."""
+    """The database, its migrations applied, and the owners of state on top of it."""
 
     def __init__(
         self,
@@ -50,11 +57,13 @@ class Store:
         policy: RetryPolicy | None = None,
         lease_ttl_s: float = 120.0,
         clock: Callable[[], float] = time.time,
+        passwords: PasswordHasher | None = None,
     ) -> None:
         self.db = db
         self.queue = WorkQueue(db, policy=policy, lease_ttl_s=lease_ttl_s, clock=clock)
         self.jobs = JobStore(db, policy=policy, clock=clock)
         self.registry = Registry(db, clock=clock)
+        self.users = UserStore(db, passwords=passwords, clock=clock)
 
     def close(self) -> None:
         self.db.dispose()

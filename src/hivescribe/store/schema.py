@@ -126,3 +126,35 @@ results = sa.Table(
 )
 sa.Index("ix_results_job", results.c.job_id, results.c.id)
 sa.Index("ix_results_contributor", results.c.contributor_id)
+
+# Accounts (issue 5). Passwords are argon2id hashes; a user made by `hivescribe users create`
+# without one signs in with API keys only. Roles are comma-separated names (domain.Role).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("roles", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("username", name="uq_users_username"),
+)
+
+# API keys: only the SHA-256 of a key is kept (keys are 256 random bits), plus its first
+# characters so a person can tell keys apart. A revoked key stays, with revoked_at set.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("last_used_at", Time),
+    sa.Column("revoked_at", Time),
+)
+# Every authenticated request looks its key up by hash.
+sa.Index("ix_api_keys_key_hash", api_keys.c.key_hash, unique=True)
+sa.Index("ix_api_keys_user", api_keys.c.user_id)
