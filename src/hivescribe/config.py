@@ -57,6 +57,9 @@ FLAG_ENV_VARS = frozenset(
         "HIVESCRIBE_VOICES_DIR",
         "HIVESCRIBE_LEASE_TTL_S",
         "HIVESCRIBE_LOG_LEVEL",
+        "HIVESCRIBE_CREDENTIALS",
+        "HIVESCRIBE_ENROLLMENT_TOKEN",
+        "HIVESCRIBE_ADMIN_KEY",
     }
 )
 
@@ -138,6 +141,10 @@ class WorkerTokenConfig(_Section):
 class AuthConfig(_Section):
     worker_tokens: list[WorkerTokenConfig] = []
     admin_tokens: list[SecretStr] = []
+    # Each lets a machine register itself as a worker (POST /api/v1/workers/register, or
+    # `hivescribe worker register --enrollment-token T`) and get its own worker account and
+    # API key. Kept, like the other tokens, only as hashes once the coordinator starts.
+    enrollment_tokens: list[SecretStr] = []
     # Anyone may POST /api/v1/auth/register for an account with the "user" role. False: only
     # admins create accounts (that endpoint with an admin key, or `hivescribe users create`).
     open_registration: bool = True

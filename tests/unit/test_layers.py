@@ -22,8 +22,9 @@ ALLOWED = {
     "client": {"domain"},
     "backends": {"domain"},
     "worker": {"domain", "client", "backends"},
-    # the coordinator serves source files (tar members, Parquet cells) and writes the dataset
-    "coordinator": {"domain", "store", "blobs", "config", "sources", "dataset"},
+    # the coordinator serves source files (tar members, Parquet cells) and writes the dataset;
+    # it checks a task's model_id against the model registry (backends/registry.py, plain data)
+    "coordinator": {"domain", "store", "blobs", "config", "sources", "dataset", "backends"},
     "config": {"domain"},
 }
 

@@ -98,3 +98,28 @@ def test_a_worker_without_task_leaves_out_tasks_whose_program_is_missing(
     without = available_task_types()
     assert not {"text-translation", "document-translation", "ocr"} & set(without)
     assert "tts" in without and "transcription" in without  # Python libraries only
+
+
+@pytest.mark.parametrize(
+    ("alias", "model_id"),
+    [
+        ("openai/whisper-tiny", "tiny"),
+        ("openai/whisper-base", "base"),
+        ("openai/whisper-small", "small"),
+        ("openai/whisper-medium", "medium"),
+        ("openai/whisper-large", "large-v1"),  # the first large checkpoint, not the newest
+        ("openai/whisper-large-v2", "large-v2"),
+        ("openai/whisper-large-v3", "large-v3"),
+    ],
+)
+def test_hugging_face_whisper_names_are_aliases(alias: str, model_id: str) -> None:
+    found = registry.find("transcription", alias)
+    assert found is not None and found.id == model_id
+    assert registry.choose("video-transcription", alias) == registry.Choice("whisper", model_id)
+    assert registry.find("tts", alias) is None  # an alias names a model of its own tasks only
+
+
+def test_every_alias_names_a_registered_model() -> None:
+    ids = {m.id for m in registry.MODELS}
+    assert set(registry.ALIASES.values()) <= ids
+    assert not set(registry.ALIASES) & ids

@@ -37,6 +37,19 @@ _WHISPER_SIZES = (
     "distil-large-v2", "distil-large-v3",
 )  # fmt: skip
 
+# Other names for registered ids: the Hugging Face names of the Whisper checkpoints (as the
+# violet proxy's API takes them) map to the faster-whisper conversions of the same weights.
+# ``openai/whisper-large`` is the first large checkpoint, so it maps to ``large-v1``, not to
+# the newest; ask for ``openai/whisper-large-v3`` (or ``large-v3``) for that one.
+ALIASES: dict[str, str] = {
+    **{
+        f"openai/whisper-{size}": size
+        for size in ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium",
+                     "medium.en", "large-v2", "large-v3", "large-v3-turbo")
+    },
+    "openai/whisper-large": "large-v1",
+}  # fmt: skip
+
 _TRANSLATION = (
     ("text-translation", "translation"),
     ("document-translation", "document-translation"),
@@ -232,6 +245,8 @@ def models_for(task_type: str) -> list[ModelInfo]:
 
 
 def find(task_type: str, model_id: str) -> ModelInfo | None:
+    """The registered model ``model_id`` names for ``task_type`` (an alias gives its target)."""
+    model_id = ALIASES.get(model_id, model_id)
     return next((m for m in models_for(task_type) if m.id == model_id), None)
 
 
@@ -257,7 +272,7 @@ def choose(
     if model:
         known = find(task_type, model)
         if known:
-            return Choice(known.backend, model)
+            return Choice(known.backend, known.id)
         path = Path(model).expanduser()
         if path.exists() and task_type in LOCAL_BACKEND:
             return Choice(_local_backend(task_type, path), str(path))

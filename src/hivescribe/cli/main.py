@@ -26,7 +26,7 @@ app = typer.Typer(
 app.command("run")(run_cmd.run)
 app.command("orchestrator")(serve.orchestrator)
 app.command("serve", help="Alias of `orchestrator`.")(serve.orchestrator)
-app.command("worker")(worker_cmd.worker)
+app.add_typer(worker_cmd.worker_app, name="worker")
 app.command("submit")(jobs_cmd.submit)
 app.command("status")(jobs_cmd.status)
 app.add_typer(jobs_cmd.jobs_app, name="jobs")

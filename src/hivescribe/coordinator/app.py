@@ -17,7 +17,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hivescribe import __version__
-from hivescribe.coordinator import auth_api, jobs_api, worker_http, worker_ws
+from hivescribe.coordinator import (
+    auth_api,
+    jobs_api,
+    tasks_api,
+    worker_http,
+    worker_ws,
+    workers_api,
+)
 from hivescribe.coordinator.deps import Coordinator
 from hivescribe.coordinator.ratelimit import RateLimitMiddleware, TokenBuckets
 from hivescribe.dataset import Checkpointer, checkpoint
@@ -62,6 +69,8 @@ def create_app(coord: Coordinator) -> FastAPI:
     app.include_router(worker_ws.router)
     app.include_router(jobs_api.router)
     app.include_router(auth_api.router)
+    app.include_router(tasks_api.router)
+    app.include_router(workers_api.router)
     app.add_middleware(BodyLimit, max_bytes=coord.config.max_message_bytes)
     limits = coord.config.rate_limit
     if limits.enabled:  # added last, so it runs first: a refused request costs nothing more
@@ -120,7 +129,7 @@ async def _checkpoint_forever(checkpointer: Checkpointer) -> None:
             log.exception("dataset checkpoint failed; trying again")
 
 
-UPLOAD_PATHS = ("/api/v1/blobs", "/api/v1/worker/uploads/")
+UPLOAD_PATHS = ("/api/v1/blobs", "/api/v1/worker/uploads/", *tasks_api.UPLOAD_PATHS)
 
 
 class BodyLimit:

@@ -2,6 +2,7 @@
 
 Config tokens (``orchestrator.auth``) are kept only as hashes and compared in constant time;
 they are checked first. Anything else shaped like an API key is looked up by its hash.
+Enrollment tokens are no principal: they only let a machine register itself as a worker.
 Missing or unknown credentials are a 401; a known caller without the role an endpoint needs
 is a 403.
 """
@@ -58,10 +59,22 @@ class TokenAuth:
             (_digest(t.get_secret_value()), Principal(Role.ADMIN, f"admin-{i + 1}"))
             for i, t in enumerate(config.admin_tokens)
         ]
+        self._enrollment = [_digest(t.get_secret_value()) for t in config.enrollment_tokens]
 
     def admin_digests(self) -> frozenset[str]:
         """SHA-256 hex digests of the config's admin tokens (the rate limit lets them through)."""
         return frozenset(d.hex() for d, p in self._entries if p.role is Role.ADMIN)
+
+    def is_enrollment_token(self, token: str | None) -> bool:
+        """Whether ``token`` is one of the config's enrollment tokens (each is compared, so
+        timing reveals nothing about which matched)."""
+        if not token:
+            return False
+        digest = _digest(token)
+        found = False
+        for expected in self._enrollment:
+            found |= hmac.compare_digest(expected, digest)
+        return found
 
     def authenticate(self, token: str | None) -> Principal:
         """The principal a token or API key belongs to (this may read the database)."""

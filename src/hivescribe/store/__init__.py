@@ -20,6 +20,7 @@ from hivescribe.store.queue import (
     WorkQueue,
 )
 from hivescribe.store.registry import Registry
+from hivescribe.store.tasks import TaskStore, TaskView
 from hivescribe.store.users import ApiKey, IssuedKey, KeyOwner, User, UserStore
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "Registry",
     "ResultIn",
     "Store",
+    "TaskStore",
+    "TaskView",
     "User",
     "UserStore",
     "WorkQueue",
@@ -64,6 +67,7 @@ class Store:
         self.jobs = JobStore(db, policy=policy, clock=clock)
         self.registry = Registry(db, clock=clock)
         self.users = UserStore(db, passwords=passwords, clock=clock)
+        self.tasks = TaskStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -1,0 +1,529 @@
+"""Tasks for users: submit one input per request (the violet proxy's forms), then follow it.
+
+A task is a job with one item, owned by the caller: an account by its user id, a config admin
+token by its name. Accounts holding the user or admin role may submit; a user sees only their
+own tasks, an admin sees everyone's, and a task that is not the caller's answers 404 exactly
+as one that does not exist. A result asked for before the task has finished is a 409, so a
+404 always means "no such task".
+
+Besides the task type's checked parameters, a task's job params carry ``model_id`` (the
+registered model asked for), ``callback_url`` when one was given, and ``source_language`` for
+summarization and captioning (whose parameters have no language); backends ignore them.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from hivescribe.backends import registry
+from hivescribe.coordinator.auth import Principal, Role, bearer_token
+from hivescribe.coordinator.deps import Coordinator, coordinator
+from hivescribe.coordinator.webhooks import check_callback_url
+from hivescribe.domain import (
+    ConflictError,
+    ItemStatus,
+    NotFoundError,
+    TaskType,
+    ValidationError,
+    languages,
+)
+from hivescribe.domain.filetypes import HEAD_BYTES, FileKind, check_kind
+from hivescribe.domain.inputs import MAX_INLINE_TEXT, check_params
+from hivescribe.store import NewItem
+from hivescribe.store.tasks import TASK_DATASET, TASK_SOURCE, TaskView
+
+__all__ = ["PRIORITIES", "ROUTES", "UPLOAD_PATHS", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["tasks"])
+
+# The API's path for each task type (captioning is the caption task).
+ROUTES: dict[str, TaskType] = {
+    "transcription": TaskType.TRANSCRIPTION,
+    "video-transcription": TaskType.VIDEO_TRANSCRIPTION,
+    "tts": TaskType.TTS,
+    "summarization": TaskType.SUMMARIZATION,
+    "text-translation": TaskType.TEXT_TRANSLATION,
+    "document-translation": TaskType.DOCUMENT_TRANSLATION,
+    "captioning": TaskType.CAPTION,
+}
+ROUTE_OF = {task_type.value: route for route, task_type in ROUTES.items()}
+# The submissions that carry a file: their bodies may be up to max_upload_bytes (app.py's
+# BodyLimit lets them through; the blob store counts the bytes).
+UPLOAD_PATHS = tuple(
+    f"/api/v1/{route}"
+    for route in ("transcription", "video-transcription", "document-translation", "captioning")
+)
+# Queue priorities: the claim order is higher first, FIFO within one.
+PRIORITIES = {"low": -10, "normal": 0, "high": 10, "urgent": 20}
+PRIORITY_NAMES = {value: name for name, value in PRIORITIES.items()}
+# The name of the main result in GET /api/v1/{type}/{task_id}/result, per path.
+RESULT_KEYS = {
+    "transcription": "transcript",
+    "video-transcription": "transcript",
+    "tts": "audio_url",
+    "summarization": "summary",
+    "text-translation": "translated_text",
+    "document-translation": "translated_text",
+    "captioning": "caption",
+}
+TASK_ID = re.compile(r"^[0-9a-f]{32}$")
+TERMINAL = ("completed", "failed", "cancelled")
+CHUNK_BYTES = 1024 * 1024
+
+
+async def client_principal(
+    request: Request,
+    authorization: str | None = Header(None, description="Bearer <API key or token>"),
+    x_api_key: str | None = Header(None, description="<API key>, instead of Authorization"),
+) -> Principal:
+    """An account with the user or admin role, or a config admin token."""
+    token = bearer_token(authorization, x_api_key)
+    return await coordinator(request).auth.require_async(token, Role.USER, Role.ADMIN)
+
+
+def owner_of(principal: Principal) -> str:
+    """What jobs.owner holds for the caller's tasks: an account's id, a config token's name."""
+    return principal.user_id or principal.name
+
+
+# -- submission -------------------------------------------------------------------------------
+
+
+@router.post("/transcription", status_code=201, summary="Submit an audio file to transcribe")
+async def submit_transcription(
+    request: Request,
+    audio_file: UploadFile = File(..., description="the audio (or a video with sound)"),
+    source_language: str | None = Form(None, description="the spoken language; auto detects"),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    params = _speech_params(source_language)
+    return await _submit_file(
+        request, principal, TaskType.TRANSCRIPTION, audio_file, "audio_file", FileKind.AUDIO,
+        params, model_id, priority, callback_url,
+    )  # fmt: skip
+
+
+@router.post("/video-transcription", status_code=201, summary="Submit a video to transcribe")
+async def submit_video_transcription(
+    request: Request,
+    video_file: UploadFile = File(...),
+    source_language: str | None = Form(None, description="the spoken language; auto detects"),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    params = _speech_params(source_language)
+    return await _submit_file(
+        request, principal, TaskType.VIDEO_TRANSCRIPTION, video_file, "video_file",
+        FileKind.VIDEO, params, model_id, priority, callback_url,
+    )  # fmt: skip
+
+
+@router.post("/tts", status_code=201, summary="Submit text to speak")
+async def submit_tts(
+    request: Request,
+    text: str = Form(...),
+    source_language: str | None = Form(None, description="the language of the text"),
+    voice_name: str | None = Form(None),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"voice": voice_name or None}
+    if source_language:
+        params["language"] = _language(source_language, "source_language")
+    return await _submit_text(
+        request, principal, TaskType.TTS, text, params, model_id, priority, callback_url
+    )
+
+
+@router.post("/summarization", status_code=201, summary="Submit text to summarize")
+async def submit_summarization(
+    request: Request,
+    text: str = Form(...),
+    source_language: str | None = Form(None),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    extra = _language_extra(source_language)
+    return await _submit_text(
+        request, principal, TaskType.SUMMARIZATION, text, {}, model_id, priority, callback_url,
+        extra=extra,
+    )  # fmt: skip
+
+
+@router.post("/text-translation", status_code=201, summary="Submit text to translate")
+async def submit_text_translation(
+    request: Request,
+    text: str = Form(...),
+    source_language: str = Form(...),
+    target_language: str = Form(...),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    params = {"source_language": source_language, "target_language": target_language}
+    return await _submit_text(
+        request, principal, TaskType.TEXT_TRANSLATION, text, params, model_id, priority,
+        callback_url,
+    )  # fmt: skip
+
+
+@router.post("/document-translation", status_code=201, summary="Submit a document to translate")
+async def submit_document_translation(
+    request: Request,
+    document_file: UploadFile = File(..., description="PDF, DOCX, HTML, text or Markdown"),
+    source_language: str = Form(...),
+    target_language: str = Form(...),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    params = {"source_language": source_language, "target_language": target_language}
+    return await _submit_file(
+        request, principal, TaskType.DOCUMENT_TRANSLATION, document_file, "document_file",
+        FileKind.DOCUMENT, params, model_id, priority, callback_url,
+    )  # fmt: skip
+
+
+@router.post("/captioning", status_code=201, summary="Submit an image to caption")
+async def submit_captioning(
+    request: Request,
+    image_file: UploadFile = File(...),
+    prompt: str | None = Form(None, description="what to ask about the image"),
+    source_language: str | None = Form(None),
+    model_id: str | None = Form(None),
+    priority: str = Form("normal"),
+    callback_url: str | None = Form(None),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    params = {"prompt": prompt} if prompt else {}
+    return await _submit_file(
+        request, principal, TaskType.CAPTION, image_file, "image_file", FileKind.IMAGE,
+        params, model_id, priority, callback_url, extra=_language_extra(source_language),
+    )  # fmt: skip
+
+
+def _speech_params(source_language: str | None) -> dict[str, Any]:
+    if not source_language or source_language.strip().lower() == "auto":
+        return {}
+    return {"language": _language(source_language, "source_language")}
+
+
+def _language(value: str, field: str) -> str:
+    try:
+        return languages.normalize(value.strip())
+    except ValidationError as exc:
+        raise ValidationError(f"{field}: {exc.detail}") from None
+
+
+def _language_extra(source_language: str | None) -> dict[str, Any]:
+    if not source_language:
+        return {}
+    return {"source_language": _language(source_language, "source_language")}
+
+
+async def _submit_text(
+    request: Request,
+    principal: Principal,
+    task_type: TaskType,
+    text: str,
+    params: dict[str, Any],
+    model_id: str | None,
+    priority: str,
+    callback_url: str | None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if not text.strip():
+        raise ValidationError("text is empty")
+    if len(text) > MAX_INLINE_TEXT:
+        raise ValidationError(f"text is limited to {MAX_INLINE_TEXT} characters")
+    checked = await _checked(task_type, params, model_id, priority, callback_url, extra)
+    return await _create(coordinator(request), principal, task_type, {"text": text}, *checked)
+
+
+async def _submit_file(
+    request: Request,
+    principal: Principal,
+    task_type: TaskType,
+    upload: UploadFile,
+    field: str,
+    kind: FileKind,
+    params: dict[str, Any],
+    model_id: str | None,
+    priority: str,
+    callback_url: str | None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything is checked before the bytes are stored: a refused task stores nothing."""
+    coord = coordinator(request)
+    checked = await _checked(task_type, params, model_id, priority, callback_url, extra)
+    head = await upload.read(HEAD_BYTES)
+    check_kind(head, kind, field)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head
+        while chunk := await upload.read(CHUNK_BYTES):
+            yield chunk
+
+    stored = await coord.blobs.put_stream(chunks(), coord.config.max_upload_bytes)
+    return await _create(coord, principal, task_type, {"blob": stored.key}, *checked)
+
+
+async def _checked(
+    task_type: TaskType,
+    params: dict[str, Any],
+    model_id: str | None,
+    priority: str,
+    callback_url: str | None,
+    extra: dict[str, Any] | None,
+) -> tuple[dict[str, Any], int]:
+    """The job params (checked, plus the API's keys) and the queue priority."""
+    rank = PRIORITIES.get(priority.strip().lower())
+    if rank is None:
+        raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+    model = _model(task_type, model_id)
+    checked = check_params(task_type, {k: v for k, v in params.items() if v is not None})
+    checked = {**checked, **(extra or {}), "model_id": model}
+    if callback_url:  # resolving the host may block: in a thread
+        checked["callback_url"] = await to_thread.run_sync(check_callback_url, callback_url)
+    return checked, rank
+
+
+def _model(task_type: TaskType, model_id: str | None) -> str | None:
+    """The registered id ``model_id`` names (an alias gives its target); without one, the task
+    type's default model, or None (any) where it has none. Local paths and endpoints are a
+    worker's business, not a user's."""
+    if not model_id:
+        return next((m.id for m in registry.models_for(task_type.value) if m.default), None)
+    found = registry.find(task_type.value, model_id.strip())
+    if found is None:
+        known = ", ".join(m.id for m in registry.models_for(task_type.value))
+        raise ValidationError(f"unknown model_id {model_id!r} for {task_type.value}; use {known}")
+    return found.id
+
+
+async def _create(
+    coord: Coordinator,
+    principal: Principal,
+    task_type: TaskType,
+    source: dict[str, Any],
+    params: dict[str, Any],
+    rank: int,
+) -> dict[str, Any]:
+    def create() -> str:
+        job_id = coord.store.jobs.create_job(
+            task_type=task_type.value,
+            dataset=TASK_DATASET,
+            owner=owner_of(principal),
+            params=params,
+            source=TASK_SOURCE,
+            priority=rank,
+        )
+        coord.store.jobs.add_items(job_id, [NewItem(item_key=job_id, input=source)])
+        return job_id
+
+    task_id = await to_thread.run_sync(create)
+    coord.service.notify_work()
+    return {
+        "task_id": task_id,
+        "task_type": task_type.value,
+        "status": "pending",
+        "priority": PRIORITY_NAMES[rank],
+        "model_id": params.get("model_id"),
+    }
+
+
+# -- status and results -----------------------------------------------------------------------
+
+
+async def _visible(request: Request, principal: Principal, task_id: str) -> TaskView:
+    """The task, when the caller may see it; otherwise the same 404 as for no task at all."""
+    view = None
+    if TASK_ID.match(task_id):
+        view = await to_thread.run_sync(coordinator(request).store.tasks.get, task_id)
+    if view is None or not (Role.ADMIN in principal.roles or view.owner == owner_of(principal)):
+        raise NotFoundError(f"no task {task_id[:64]!r}")
+    return view
+
+
+def _status(view: TaskView) -> dict[str, Any]:
+    return {
+        "task_id": view.id,
+        "task_type": view.task_type,
+        "status": view.status,
+        "priority": PRIORITY_NAMES.get(view.priority, view.priority),
+        "model_id": view.params.get("model_id"),
+        "created_at": view.created_at,
+        "updated_at": view.updated_at,
+        "error": view.error,
+    }
+
+
+def _file_url(view: TaskView) -> str | None:
+    has_file = view.result is not None and view.result.blob_key
+    return f"/api/v1/task/{view.id}/file" if has_file else None
+
+
+def _response(view: TaskView) -> dict[str, Any]:
+    result = view.result
+    assert result is not None
+    started, finished = result.started_at, result.finished_at
+    return {
+        "text": result.text,
+        "output": result.output,
+        "model": result.model,
+        "worker_id": result.worker_id,
+        "contributor": result.contributor_id,
+        "started_at": started,
+        "finished_at": finished,
+        "duration_s": finished - started if started is not None and finished is not None else None,
+        "received_at": result.created_at,
+        "file_url": _file_url(view),
+    }
+
+
+@router.get("/task/{task_id}/status", summary="A task's status")
+async def task_status(
+    task_id: str, request: Request, principal: Principal = Depends(client_principal)
+) -> dict[str, Any]:
+    return _status(await _visible(request, principal, task_id))
+
+
+@router.get("/task/{task_id}/responses", summary="A task's results, with who made them and when")
+async def task_responses(
+    task_id: str, request: Request, principal: Principal = Depends(client_principal)
+) -> dict[str, Any]:
+    view = await _visible(request, principal, task_id)
+    responses = [_response(view)] if view.result is not None else []
+    return {**_status(view), "responses": responses}
+
+
+@router.get(
+    "/task/{task_id}/file", summary="The output file of a completed task", response_model=None
+)
+async def task_file(
+    task_id: str, request: Request, principal: Principal = Depends(client_principal)
+) -> Response:
+    view = await _visible(request, principal, task_id)
+    if view.result is None or not view.result.blob_key:
+        raise NotFoundError(f"task {task_id!r} has no output file")
+    blobs = coordinator(request).blobs
+    key = view.result.blob_key
+    fmt = view.result.output.get("format")
+    media = (mimetypes.guess_type(f"out.{fmt}")[0] if isinstance(fmt, str) else None) or (
+        "application/octet-stream"
+    )
+    local = blobs.local_path(key)
+    if local is not None:
+        return FileResponse(local, media_type=media, filename=local.name)
+    size = await blobs.stat(key)
+    if size is None:
+        raise NotFoundError(f"the output file of task {task_id!r} is gone from storage")
+    return StreamingResponse(
+        blobs.open(key), media_type=media, headers={"Content-Length": str(size)}
+    )
+
+
+@router.post("/task/{task_id}/cancel", summary="Cancel a task that has not finished")
+async def cancel_task(
+    task_id: str, request: Request, principal: Principal = Depends(client_principal)
+) -> dict[str, Any]:
+    view = await _visible(request, principal, task_id)
+    if view.status in TERMINAL:
+        raise ConflictError(f"task {task_id!r} is already {view.status}")
+    store = coordinator(request).store
+    await to_thread.run_sync(store.queue.cancel_job, task_id)
+    return _status(await _visible(request, principal, task_id))
+
+
+def _result_endpoint(route: str) -> Callable[..., Any]:
+    key = RESULT_KEYS[route]
+
+    async def result(
+        task_id: str, request: Request, principal: Principal = Depends(client_principal)
+    ) -> dict[str, Any]:
+        view = await _visible(request, principal, task_id)
+        if ROUTE_OF.get(view.task_type) != route:
+            raise NotFoundError(
+                f"task {task_id!r} is a {view.task_type} task: its result is at "
+                f"/api/v1/{ROUTE_OF.get(view.task_type, view.task_type)}/{task_id}/result"
+            )
+        if view.status == "failed":
+            raise ConflictError(f"task {task_id!r} failed: {view.error or 'no reason given'}")
+        if view.status != "completed" or view.result is None:
+            raise ConflictError(
+                f"task {task_id!r} is {view.status}: no result yet "
+                f"(see /api/v1/task/{task_id}/status)"
+            )
+        response = _response(view)
+        main = response["file_url"] if key == "audio_url" else response["text"]
+        return {**_status(view), key: main, **response}
+
+    return result
+
+
+for _route in ROUTES:
+    router.add_api_route(
+        f"/{_route}/{{task_id}}/result",
+        _result_endpoint(_route),
+        methods=["GET"],
+        summary=f"The result of a {_route} task (409 until it has completed)",
+    )
+
+
+# -- listings ---------------------------------------------------------------------------------
+
+
+async def _page(
+    request: Request, principal: Principal, status: str | None, limit: int, offset: int
+) -> dict[str, Any]:
+    owner = None if Role.ADMIN in principal.roles else owner_of(principal)
+    store = coordinator(request).store
+    views, total = await to_thread.run_sync(
+        lambda: store.tasks.list(owner=owner, status=status, limit=limit, offset=offset)
+    )
+    return {
+        "tasks": [_status(v) for v in views],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/tasks", summary="The caller's tasks (an admin's: everyone's), newest first")
+async def list_tasks(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    return await _page(request, principal, None, limit, offset)
+
+
+@router.get("/tasks/completed", summary="The caller's completed tasks, newest first")
+async def list_completed_tasks(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    principal: Principal = Depends(client_principal),
+) -> dict[str, Any]:
+    return await _page(request, principal, ItemStatus.DONE.value, limit, offset)
