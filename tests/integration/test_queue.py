@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import pytest
 import sqlalchemy as sa
 
-from hivescribe.domain import ITEM_TRANSITIONS, ItemStatus, RetryPolicy
+from hivescribe.domain import ITEM_TRANSITIONS, ItemStatus, NotFoundError, RetryPolicy
 from hivescribe.store import FailureIn, Lease, LeaseRef, NewItem, ResultIn, Store
 from hivescribe.store.schema import items, results
 
@@ -879,3 +879,19 @@ def test_requeue_leased_returns_a_dead_runs_leases_and_counts_their_attempts(
     # The dead holder's late result is stale: nothing counted twice.
     assert q.complete("w1", "c1", [result_for(first[0])]).stale == [once]
     assert q.requeue_leased(job_id) == 0
+
+
+def test_a_job_and_its_first_items_commit_together(store: Store) -> None:
+    """An API task is a job with one item, written in one transaction: when the item cannot
+    be written, the job is not there either."""
+    job_id = store.jobs.create_job(
+        task_type="echo", dataset="d", owner="o", first_items=[NewItem("k", {"text": "x"})]
+    )
+    assert store.jobs.counts(job_id)["pending"] == 1
+    with pytest.raises(sa.exc.IntegrityError):
+        store.jobs.create_job(
+            task_type="echo", dataset="d", owner="o", job_id="f" * 32,
+            first_items=[NewItem("same", {"text": "a"}), NewItem("same", {"text": "b"})],
+        )  # fmt: skip
+    with pytest.raises(NotFoundError):
+        store.jobs.get_job("f" * 32)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -330,16 +331,17 @@ async def _create(
     rank: int,
 ) -> dict[str, Any]:
     def create() -> str:
-        job_id = coord.store.jobs.create_job(
+        job_id = uuid.uuid4().hex  # also the item's key: the job and its item in one commit
+        return coord.store.jobs.create_job(
             task_type=task_type.value,
             dataset=TASK_DATASET,
             owner=owner_of(principal),
             params=params,
             source=TASK_SOURCE,
             priority=rank,
+            job_id=job_id,
+            first_items=[NewItem(item_key=job_id, input=source)],
         )
-        coord.store.jobs.add_items(job_id, [NewItem(item_key=job_id, input=source)])
-        return job_id
 
     task_id = await to_thread.run_sync(create)
     coord.service.notify_work()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -69,28 +69,47 @@ class JobStore:
         priority: int = 0,
         replication: int = 1,
         max_attempts: int | None = None,
+        job_id: str | None = None,
+        first_items: Sequence[NewItem] = (),
     ) -> str:
-        """A new job; ``max_attempts`` defaults to the retry policy's."""
+        """A new job; ``max_attempts`` defaults to the retry policy's. ``first_items`` are
+        inserted in the same transaction, so a job made for one input (an API task) never
+        exists without it."""
         now = self.clock()
-        job_id = uuid.uuid4().hex
+        job = Job(
+            id=job_id or uuid.uuid4().hex,
+            task_type=task_type,
+            params=params or {},
+            dataset=dataset,
+            source=source,
+            priority=priority,
+            owner=owner,
+            replication=replication,
+            max_attempts=max_attempts or self.policy.max_attempts,
+            cancelled=False,
+            created_at=now,
+            updated_at=now,
+        )
         with self.db.write() as conn:
             conn.execute(
                 jobs.insert().values(
-                    id=job_id,
+                    id=job.id,
                     task_type=task_type,
-                    params=dumps(params or {}),
+                    params=dumps(job.params),
                     dataset=dataset,
                     source=source,
                     priority=priority,
                     owner=owner,
                     replication=replication,
-                    max_attempts=max_attempts or self.policy.max_attempts,
+                    max_attempts=job.max_attempts,
                     cancelled=False,
                     created_at=now,
                     updated_at=now,
                 )
             )
-        return job_id
+            if first_items:
+                conn.execute(insert_for(conn, items), _item_rows(job, first_items, now))
+        return job.id
 
     def add_items(self, job_id: str, new_items: Iterable[NewItem], batch_size: int = 2000) -> int:
         """Insert items while the caller streams them, ``batch_size`` per transaction.
@@ -101,28 +120,7 @@ class JobStore:
         added = 0
         iterator = iter(new_items)
         while batch := list(islice(iterator, batch_size)):
-            now = self.clock()
-            rows = [
-                {
-                    "job_id": job_id,
-                    "dataset": item.dataset or job.dataset,
-                    "shard": item.shard,
-                    "item_key": item.item_key,
-                    "replica": replica,
-                    "content_hash": item.content_hash,
-                    "input": dumps(item.input),
-                    "task_type": job.task_type,
-                    "priority": job.priority,
-                    "status": ItemStatus.PENDING.value,
-                    "attempts": 0,
-                    "max_attempts": job.max_attempts,
-                    "available_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for item in batch
-                for replica in range(job.replication)
-            ]
+            rows = _item_rows(job, batch, self.clock())
             with self.db.write() as conn:
                 stmt = insert_for(conn, items).on_conflict_do_nothing().returning(items.c.id)
                 added += len(conn.execute(stmt, rows).all())
@@ -203,6 +201,31 @@ class JobStore:
             ).all()
         for row in rows:
             yield dict(row._mapping)
+
+
+def _item_rows(job: Job, batch: Sequence[NewItem], now: Any) -> list[dict[str, Any]]:
+    """The items table's rows for ``batch`` of ``job``: one per replica, pending now."""
+    return [
+        {
+            "job_id": job.id,
+            "dataset": item.dataset or job.dataset,
+            "shard": item.shard,
+            "item_key": item.item_key,
+            "replica": replica,
+            "content_hash": item.content_hash,
+            "input": dumps(item.input),
+            "task_type": job.task_type,
+            "priority": job.priority,
+            "status": ItemStatus.PENDING.value,
+            "attempts": 0,
+            "max_attempts": job.max_attempts,
+            "available_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in batch
+        for replica in range(job.replication)
+    ]
 
 
 def _job(row: Any) -> Job:
