@@ -11,55 +11,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import argon2
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from tests.conftest import LEASE_TTL_S, TEST_POLICY
+from tests.app_clients import MakeClient, app_clients
 
-from hivescribe.config import OrchestratorConfig
-from hivescribe.coordinator import Coordinator, create_app
-from hivescribe.domain.accounts import PasswordHasher
-from hivescribe.store import Database, Store
+from hivescribe.coordinator import Coordinator
+from hivescribe.store import Database
 from hivescribe.store.schema import metadata, results, workers
 
-CHEAP = PasswordHasher(argon2.profiles.CHEAPEST)
 ADMIN_TOKEN = "admin-token-auth-api-1"
 WORKER_TOKEN = "worker-token-auth-api-1"
 PASSWORD = "correct horse battery staple"
 AUTH = "/api/v1/auth"
 
-MakeClient = Callable[..., TestClient]
-
 
 @pytest.fixture
 def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
     """Apps on one migrated database; ``make_client(open_registration=False)`` and so on."""
-    db = Database(database_url)
-    db.migrate()
-    store = Store(db, policy=TEST_POLICY, lease_ttl_s=LEASE_TTL_S, passwords=CHEAP)
-
-    def make(**auth: Any) -> TestClient:
-        config = OrchestratorConfig.model_validate(
-            {
-                "storage": {"data_dir": tmp_path},
-                "auth": {
-                    "worker_tokens": [{"token": WORKER_TOKEN, "name": "GPU-1"}],
-                    "admin_tokens": [ADMIN_TOKEN],
-                    **auth,
-                },
-            }
-        )
-        return TestClient(create_app(Coordinator.build(config, store)))
-
-    try:
-        yield make
-    finally:
-        store.close()
+    tokens = {"admin_token": ADMIN_TOKEN, "worker_token": WORKER_TOKEN}
+    with app_clients(database_url, tmp_path, **tokens) as make:
+        yield lambda **auth: make(auth=auth)
 
 
 @pytest.fixture

@@ -12,30 +12,23 @@ from __future__ import annotations
 import hashlib
 import io
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import argon2
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import LEASE_TTL_S, TEST_POLICY
+from tests.app_clients import MakeClient, app_clients
 
-from hivescribe.config import OrchestratorConfig
-from hivescribe.coordinator import Coordinator, create_app
-from hivescribe.domain.accounts import PasswordHasher
+from hivescribe.coordinator import Coordinator
 from hivescribe.domain.inputs import MAX_INLINE_TEXT
-from hivescribe.store import Database, Store
 
-CHEAP = PasswordHasher(argon2.profiles.CHEAPEST)
 ADMIN_TOKEN = "admin-token-tasks-api-1"
 WORKER_TOKEN = "worker-token-tasks-api-1"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 WORKER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
 API = "/api/v1"
 MISSING = "0" * 32
-
-MakeClient = Callable[..., TestClient]
 
 
 def wav_bytes(seconds: float = 0.1) -> bytes:
@@ -56,27 +49,9 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
 
 @pytest.fixture
 def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
-    db = Database(database_url)
-    db.migrate()
-    store = Store(db, policy=TEST_POLICY, lease_ttl_s=LEASE_TTL_S, passwords=CHEAP)
-
-    def make(**settings: Any) -> TestClient:
-        config = OrchestratorConfig.model_validate(
-            {
-                "storage": {"data_dir": tmp_path},
-                "auth": {
-                    "worker_tokens": [{"token": WORKER_TOKEN, "name": "GPU-1"}],
-                    "admin_tokens": [ADMIN_TOKEN],
-                },
-                **settings,
-            }
-        )
-        return TestClient(create_app(Coordinator.build(config, store)))
-
-    try:
+    tokens = {"admin_token": ADMIN_TOKEN, "worker_token": WORKER_TOKEN}
+    with app_clients(database_url, tmp_path, **tokens) as make:
         yield make
-    finally:
-        store.close()
 
 
 @pytest.fixture

@@ -26,12 +26,11 @@ from typing import Any
 
 from hivescribe.backends import textrank
 from hivescribe.backends.base import Backend, Failure, InputError, Outcome, Success, WorkItem
-from hivescribe.backends.text_models import chat_client, chat_url, load_seq2seq
+from hivescribe.backends.text_models import T5_TYPES, chat_client, chat_url, load_seq2seq
 from hivescribe.domain.inputs import MAX_INLINE_TEXT
 
 EXTRACTIVE = ("textrank", "textrank-tfidf")
 DEFAULT_MAX_NEW_TOKENS = 128
-T5_TYPES = ("t5", "mt5", "umt5", "longt5")
 SYSTEM_PROMPT = (
     "You summarize texts faithfully. Keep the main facts (who, what, when, where, numbers); "
     "add nothing that the text does not say. Reply with the summary only."
@@ -120,18 +119,8 @@ class Summarizer(Backend):
     def _load_seq2seq(self, model_id: str) -> None:
         loaded = load_seq2seq(model_id, self.options, purpose="summarization")
         self.tokenizer, self.model, self.device = loaded.tokenizer, loaded.model, loaded.device
-        model = self.model
-        model_type = str(getattr(model.config, "model_type", ""))
-        self.prefix = "summarize: " if model_type in T5_TYPES else ""
-        limits = [
-            int(x)
-            for x in (
-                getattr(self.tokenizer, "model_max_length", None),
-                getattr(model.config, "max_position_embeddings", None),
-            )
-            if isinstance(x, int) and 0 < x < 1_000_000
-        ]
-        self.max_input_tokens = min(limits) if limits else 1024
+        self.prefix = "summarize: " if loaded.model_type in T5_TYPES else ""
+        self.max_input_tokens = loaded.max_input_tokens(default=1024)
         self.mode = "abstractive"
 
     def _load_endpoint(self) -> None:

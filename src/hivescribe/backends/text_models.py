@@ -12,6 +12,7 @@ from hivescribe.backends.base import BackendOptions
 from hivescribe.domain.errors import ValidationError
 
 DTYPES = ("float16", "bfloat16", "float32")
+T5_TYPES = ("t5", "mt5", "umt5", "longt5")  # model types that want a task prefix
 
 
 @dataclass
@@ -19,6 +20,23 @@ class Seq2Seq:
     tokenizer: Any
     model: Any  # on ``device``, in eval mode
     device: str
+
+    @property
+    def model_type(self) -> str:
+        return str(getattr(self.model.config, "model_type", ""))
+
+    def max_input_tokens(self, default: int) -> int:
+        """The longest input the model takes: the smaller of the tokenizer's and the model's
+        own limits, ignoring the placeholder huge values some tokenizers report."""
+        limits = [
+            int(x)
+            for x in (
+                getattr(self.tokenizer, "model_max_length", None),
+                getattr(self.model.config, "max_position_embeddings", None),
+            )
+            if isinstance(x, int) and 0 < x < 1_000_000
+        ]
+        return min(limits) if limits else default
 
 
 def load_seq2seq(model_id: str, options: BackendOptions, *, purpose: str) -> Seq2Seq:

@@ -15,12 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from hivescribe.backends.base import BackendOptions
-from hivescribe.backends.text_models import load_seq2seq
+from hivescribe.backends.text_models import T5_TYPES, load_seq2seq
 from hivescribe.domain import languages
 from hivescribe.domain.errors import ValidationError
 from hivescribe.domain.inputs import TranslationParams
-
-T5_TYPES = ("t5", "mt5", "umt5", "longt5")
 
 
 class Seq2SeqEngine:
@@ -35,9 +33,8 @@ class Seq2SeqEngine:
     def _load_seq2seq(self, model_id: str) -> None:
         loaded = load_seq2seq(model_id, self.options, purpose="translation")
         self.tokenizer, self.model, self.device = loaded.tokenizer, loaded.model, loaded.device
-        model = self.model
         self.vocab = set(self.tokenizer.get_vocab())
-        model_type = str(getattr(model.config, "model_type", ""))
+        model_type = loaded.model_type
         families = [
             ("t5", model_type in T5_TYPES),
             ("nllb", "eng_Latn" in self.vocab),
@@ -57,15 +54,7 @@ class Seq2SeqEngine:
             _code(getattr(self.tokenizer, attr, None)) or guess
             for attr, guess in zip(("source_lang", "target_lang"), named, strict=True)
         )
-        limits = [
-            int(x)
-            for x in (
-                getattr(self.tokenizer, "model_max_length", None),
-                getattr(model.config, "max_position_embeddings", None),
-            )
-            if isinstance(x, int) and 0 < x < 1_000_000
-        ]
-        self.max_tokens = min(limits) if limits else 512
+        self.max_tokens = loaded.max_input_tokens(default=512)
         self.batch_size = int(self.options.extra.get("batch_size", 16))
         self.mode = "seq2seq"
 

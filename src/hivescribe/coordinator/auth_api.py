@@ -35,7 +35,8 @@ ID_PATTERN = r"^[0-9a-f]{32}$"
 T = TypeVar("T")
 
 
-def _unicode(value: str) -> str:
+def valid_unicode(value: str) -> str:
+    """A Pydantic check: refuse lone surrogates, which cannot be stored or sent on."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -54,12 +55,12 @@ Username = Annotated[
 Password = Annotated[
     str,
     Field(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_CHARS),
-    AfterValidator(_unicode),
+    AfterValidator(valid_unicode),
 ]
 KeyName = Annotated[
     str,
     Field(max_length=200, description="A label to tell keys apart, e.g. the machine's name"),
-    AfterValidator(_unicode),
+    AfterValidator(valid_unicode),
 ]
 UserIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="The user's id")]
 

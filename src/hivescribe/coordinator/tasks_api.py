@@ -17,6 +17,7 @@ import mimetypes
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
@@ -97,128 +98,120 @@ def owner_of(principal: Principal) -> str:
 # -- submission -------------------------------------------------------------------------------
 
 
-@router.post("/transcription", status_code=201, summary="Submit an audio file to transcribe")
-async def submit_transcription(
+@dataclass(frozen=True)
+class Submission:
+    """Who submits, and the form fields every task type takes."""
+
+    coord: Coordinator
+    principal: Principal
+    model_id: str | None
+    priority: str
+    callback_url: str | None
+
+
+async def submission(
     request: Request,
-    audio_file: UploadFile = File(..., description="the audio (or a video with sound)"),
-    source_language: str | None = Form(None, description="the spoken language; auto detects"),
     model_id: str | None = Form(None),
     priority: str = Form("normal"),
     callback_url: str | None = Form(None),
     principal: Principal = Depends(client_principal),
+) -> Submission:
+    return Submission(coordinator(request), principal, model_id, priority, callback_url)
+
+
+@router.post("/transcription", status_code=201, summary="Submit an audio file to transcribe")
+async def submit_transcription(
+    audio_file: UploadFile = File(..., description="the audio (or a video with sound)"),
+    source_language: str | None = Form(None, description="the spoken language; auto detects"),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     params = _speech_params(source_language)
     return await _submit_file(
-        request, principal, TaskType.TRANSCRIPTION, audio_file, "audio_file", FileKind.AUDIO,
-        params, model_id, priority, callback_url,
-    )  # fmt: skip
+        sub, TaskType.TRANSCRIPTION, audio_file, "audio_file", FileKind.AUDIO, params
+    )
 
 
 @router.post("/video-transcription", status_code=201, summary="Submit a video to transcribe")
 async def submit_video_transcription(
-    request: Request,
     video_file: UploadFile = File(...),
     source_language: str | None = Form(None, description="the spoken language; auto detects"),
-    model_id: str | None = Form(None),
-    priority: str = Form("normal"),
-    callback_url: str | None = Form(None),
-    principal: Principal = Depends(client_principal),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     params = _speech_params(source_language)
     return await _submit_file(
-        request, principal, TaskType.VIDEO_TRANSCRIPTION, video_file, "video_file",
-        FileKind.VIDEO, params, model_id, priority, callback_url,
-    )  # fmt: skip
+        sub, TaskType.VIDEO_TRANSCRIPTION, video_file, "video_file", FileKind.VIDEO, params
+    )
 
 
 @router.post("/tts", status_code=201, summary="Submit text to speak")
 async def submit_tts(
-    request: Request,
     text: str = Form(...),
     source_language: str | None = Form(None, description="the language of the text"),
     voice_name: str | None = Form(None),
-    model_id: str | None = Form(None),
-    priority: str = Form("normal"),
-    callback_url: str | None = Form(None),
-    principal: Principal = Depends(client_principal),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"voice": voice_name or None}
     if source_language:
         params["language"] = _language(source_language, "source_language")
-    return await _submit_text(
-        request, principal, TaskType.TTS, text, params, model_id, priority, callback_url
-    )
+    return await _submit_text(sub, TaskType.TTS, text, params)
 
 
 @router.post("/summarization", status_code=201, summary="Submit text to summarize")
 async def submit_summarization(
-    request: Request,
     text: str = Form(...),
     source_language: str | None = Form(None),
-    model_id: str | None = Form(None),
-    priority: str = Form("normal"),
-    callback_url: str | None = Form(None),
-    principal: Principal = Depends(client_principal),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     extra = _language_extra(source_language)
-    return await _submit_text(
-        request, principal, TaskType.SUMMARIZATION, text, {}, model_id, priority, callback_url,
-        extra=extra,
-    )  # fmt: skip
+    return await _submit_text(sub, TaskType.SUMMARIZATION, text, {}, extra=extra)
 
 
 @router.post("/text-translation", status_code=201, summary="Submit text to translate")
 async def submit_text_translation(
-    request: Request,
     text: str = Form(...),
     source_language: str = Form(...),
     target_language: str = Form(...),
-    model_id: str | None = Form(None),
-    priority: str = Form("normal"),
-    callback_url: str | None = Form(None),
-    principal: Principal = Depends(client_principal),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     params = {"source_language": source_language, "target_language": target_language}
-    return await _submit_text(
-        request, principal, TaskType.TEXT_TRANSLATION, text, params, model_id, priority,
-        callback_url,
-    )  # fmt: skip
+    return await _submit_text(sub, TaskType.TEXT_TRANSLATION, text, params)
 
 
 @router.post("/document-translation", status_code=201, summary="Submit a document to translate")
 async def submit_document_translation(
-    request: Request,
     document_file: UploadFile = File(..., description="PDF, DOCX, HTML, text or Markdown"),
     source_language: str = Form(...),
     target_language: str = Form(...),
-    model_id: str | None = Form(None),
-    priority: str = Form("normal"),
-    callback_url: str | None = Form(None),
-    principal: Principal = Depends(client_principal),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     params = {"source_language": source_language, "target_language": target_language}
     return await _submit_file(
-        request, principal, TaskType.DOCUMENT_TRANSLATION, document_file, "document_file",
-        FileKind.DOCUMENT, params, model_id, priority, callback_url,
-    )  # fmt: skip
+        sub,
+        TaskType.DOCUMENT_TRANSLATION,
+        document_file,
+        "document_file",
+        FileKind.DOCUMENT,
+        params,
+    )
 
 
 @router.post("/captioning", status_code=201, summary="Submit an image to caption")
 async def submit_captioning(
-    request: Request,
     image_file: UploadFile = File(...),
     prompt: str | None = Form(None, description="what to ask about the image"),
     source_language: str | None = Form(None),
-    model_id: str | None = Form(None),
-    priority: str = Form("normal"),
-    callback_url: str | None = Form(None),
-    principal: Principal = Depends(client_principal),
+    sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
     params = {"prompt": prompt} if prompt else {}
     return await _submit_file(
-        request, principal, TaskType.CAPTION, image_file, "image_file", FileKind.IMAGE,
-        params, model_id, priority, callback_url, extra=_language_extra(source_language),
-    )  # fmt: skip
+        sub,
+        TaskType.CAPTION,
+        image_file,
+        "image_file",
+        FileKind.IMAGE,
+        params,
+        extra=_language_extra(source_language),
+    )
 
 
 def _speech_params(source_language: str | None) -> dict[str, Any]:
@@ -241,14 +234,10 @@ def _language_extra(source_language: str | None) -> dict[str, Any]:
 
 
 async def _submit_text(
-    request: Request,
-    principal: Principal,
+    sub: Submission,
     task_type: TaskType,
     text: str,
     params: dict[str, Any],
-    model_id: str | None,
-    priority: str,
-    callback_url: str | None,
     *,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -256,27 +245,23 @@ async def _submit_text(
         raise ValidationError("text is empty")
     if len(text) > MAX_INLINE_TEXT:
         raise ValidationError(f"text is limited to {MAX_INLINE_TEXT} characters")
-    checked = await _checked(task_type, params, model_id, priority, callback_url, extra)
-    return await _create(coordinator(request), principal, task_type, {"text": text}, *checked)
+    checked = await _checked(sub, task_type, params, extra)
+    return await _create(sub, task_type, {"text": text}, *checked)
 
 
 async def _submit_file(
-    request: Request,
-    principal: Principal,
+    sub: Submission,
     task_type: TaskType,
     upload: UploadFile,
     field: str,
     kind: FileKind,
     params: dict[str, Any],
-    model_id: str | None,
-    priority: str,
-    callback_url: str | None,
     *,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything is checked before the bytes are stored: a refused task stores nothing."""
-    coord = coordinator(request)
-    checked = await _checked(task_type, params, model_id, priority, callback_url, extra)
+    coord = sub.coord
+    checked = await _checked(sub, task_type, params, extra)
     head = await upload.read(HEAD_BYTES)
     check_kind(head, kind, field)
 
@@ -286,26 +271,23 @@ async def _submit_file(
             yield chunk
 
     stored = await coord.blobs.put_stream(chunks(), coord.config.max_upload_bytes)
-    return await _create(coord, principal, task_type, {"blob": stored.key}, *checked)
+    return await _create(sub, task_type, {"blob": stored.key}, *checked)
 
 
 async def _checked(
-    task_type: TaskType,
-    params: dict[str, Any],
-    model_id: str | None,
-    priority: str,
-    callback_url: str | None,
-    extra: dict[str, Any] | None,
+    sub: Submission, task_type: TaskType, params: dict[str, Any], extra: dict[str, Any] | None
 ) -> tuple[dict[str, Any], int]:
     """The job params (checked, plus the API's keys) and the queue priority."""
-    rank = PRIORITIES.get(priority.strip().lower())
+    rank = PRIORITIES.get(sub.priority.strip().lower())
     if rank is None:
-        raise ValidationError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    model = _model(task_type, model_id)
+        raise ValidationError(
+            f"priority must be one of {', '.join(PRIORITIES)}, not {sub.priority!r}"
+        )
+    model = _model(task_type, sub.model_id)
     checked = check_params(task_type, {k: v for k, v in params.items() if v is not None})
     checked = {**checked, **(extra or {}), "model_id": model}
-    if callback_url:  # resolving the host may block: in a thread
-        checked["callback_url"] = await to_thread.run_sync(check_callback_url, callback_url)
+    if sub.callback_url:  # resolving the host may block: in a thread
+        checked["callback_url"] = await to_thread.run_sync(check_callback_url, sub.callback_url)
     return checked, rank
 
 
@@ -323,8 +305,7 @@ def _model(task_type: TaskType, model_id: str | None) -> str | None:
 
 
 async def _create(
-    coord: Coordinator,
-    principal: Principal,
+    sub: Submission,
     task_type: TaskType,
     source: dict[str, Any],
     params: dict[str, Any],
@@ -332,10 +313,10 @@ async def _create(
 ) -> dict[str, Any]:
     def create() -> str:
         job_id = uuid.uuid4().hex  # also the item's key: the job and its item in one commit
-        return coord.store.jobs.create_job(
+        return sub.coord.store.jobs.create_job(
             task_type=task_type.value,
             dataset=TASK_DATASET,
-            owner=owner_of(principal),
+            owner=owner_of(sub.principal),
             params=params,
             source=TASK_SOURCE,
             priority=rank,
@@ -344,7 +325,7 @@ async def _create(
         )
 
     task_id = await to_thread.run_sync(create)
-    coord.service.notify_work()
+    sub.coord.service.notify_work()
     return {
         "task_id": task_id,
         "task_type": task_type.value,

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hivescribe.coordinator.auth import Principal, Role, bearer_token
+from hivescribe.coordinator.auth_api import valid_unicode
 from hivescribe.coordinator.deps import any_principal, coordinator
 from hivescribe.domain.accounts import check_username
 from hivescribe.domain.errors import AuthError, ConflictError, ForbiddenError, ValidationError
@@ -31,14 +32,6 @@ router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 _NOT_USERNAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def _unicode(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
-
-
 WorkerName = Annotated[
     str,
     Field(
@@ -48,7 +41,7 @@ WorkerName = Annotated[
         "made from it (m4-macbook-pro)",
         examples=["gpu-box-1"],
     ),
-    AfterValidator(_unicode),
+    AfterValidator(valid_unicode),
 ]
 WorkerIdPath = Annotated[
     str, Path(pattern=r"^[0-9a-f]{32}$", description="The worker's id (its account's user id)")
