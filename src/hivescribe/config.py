@@ -159,6 +159,32 @@ class RateLimitConfig(_Section):
     burst: int = Field(200, ge=1)
 
 
+class TasksConfig(_Section):
+    """Policies for the tasks of /api/v1 (one file or text per request), not for dataset jobs."""
+
+    # Unfinished tasks one account may have at once (admins: no limit); None: no limit.
+    max_active_per_user: int | None = Field(1, ge=1)
+    admin_first: bool = True  # an admin's tasks are claimed before everyone else's
+    # Tasks being processed at once, system-wide (dataset jobs are not counted); None: no cap.
+    max_running: int | None = Field(None, ge=1)
+    # Finished tasks, their results and their files are deleted this long after they finish.
+    retention_s: float | None = Field(24 * 3600.0, gt=0)
+    cleanup_interval_s: float = Field(60.0, gt=0, le=86400)
+
+
+class WebhooksConfig(_Section):
+    """Signed callbacks to a task's callback_url when it completes, fails or is cancelled."""
+
+    # Each account's signing secret is derived from this key (HMAC-SHA256); when unset, a key
+    # is made once and kept in <data_dir>/webhook.key (mode 0600).
+    signing_key: SecretStr | None = Field(None, repr=False)
+    allow_private: bool = False  # callbacks to loopback and private addresses (tests, LANs)
+    max_attempts: int = Field(8, ge=1, le=50)
+    backoff_base_s: float = Field(2.0, ge=0)
+    backoff_max_s: float = Field(3600.0, ge=0)
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
 class OrchestratorConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=1, le=65535)
@@ -176,6 +202,8 @@ class OrchestratorConfig(_Section):
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024)
     rate_limit: RateLimitConfig = RateLimitConfig()
+    tasks: TasksConfig = TasksConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
 
 class WorkerConfig(_Section):

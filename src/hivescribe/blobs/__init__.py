@@ -12,7 +12,13 @@ import shutil
 from pathlib import Path
 
 from hivescribe.blobs.base import BlobStorageError, BlobStore, PresignedRequest, StoredBlob
-from hivescribe.blobs.keys import check_key, content_key, output_key, parse_output_key
+from hivescribe.blobs.keys import (
+    check_key,
+    content_key,
+    output_key,
+    parse_output_key,
+    task_input_key,
+)
 from hivescribe.blobs.local import LocalBlobs
 from hivescribe.blobs.uploads import UploadDesk, check_result_blobs
 
@@ -30,6 +36,7 @@ __all__ = [
     "open_blob_store",
     "output_key",
     "parse_output_key",
+    "task_input_key",
 ]
 
 

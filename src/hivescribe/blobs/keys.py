@@ -8,6 +8,9 @@ path (on disk or in a bucket) unchecked.
   (``OUTPUT_KEY``). The key carries what the worker declared, so any coordinator replica can
   check a result's blob (it exists, it has that size) without shared state; the nonce makes
   each upload a fresh key, so a later leaseholder cannot replace an accepted result's bytes.
+- A task's uploaded file (POST /api/v1/transcription and the like) is its own, never shared
+  with another task or job, so retention can delete it: ``tasks/<task_id>/<filename>``
+  (``TASK_INPUT_KEY``). Users cannot name these keys in job items; only the task uses it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ OUTPUT_KEY = re.compile(
     r"^outputs/(?P<item_id>[1-9][0-9]{0,18})/"
     r"(?P<sha256>[0-9a-f]{64})-(?P<size>0|[1-9][0-9]{0,18})-(?P<nonce>[0-9a-f]{16})/"
     r"(?P<filename>[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+)
+TASK_INPUT_KEY = re.compile(
+    r"^tasks/(?P<task_id>[0-9a-f]{32})/(?P<filename>[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
 )
 MAX_FILENAME = 128
 DEFAULT_FILENAME = "output.bin"
@@ -71,6 +77,14 @@ def output_key(item_id: int, sha256: str, size: int, filename: str | None) -> st
     return key
 
 
+def task_input_key(task_id: str, filename: str | None) -> str:
+    """The key of the file uploaded with task ``task_id`` (32 hex digits)."""
+    key = f"tasks/{task_id}/{safe_filename(filename)}"
+    if not TASK_INPUT_KEY.match(key):
+        raise ValidationError("a task id is 32 lowercase hex digits")
+    return key
+
+
 def parse_output_key(key: str) -> OutputKey | None:
     found = OUTPUT_KEY.match(key)
     if found is None:
@@ -84,7 +98,9 @@ def parse_output_key(key: str) -> OutputKey | None:
 
 
 def check_key(key: str) -> str:
-    """``key`` if it is a content or output key; a ValidationError otherwise."""
-    if not isinstance(key, str) or not (CONTENT_KEY.match(key) or OUTPUT_KEY.match(key)):
+    """``key`` if it is a content, output or task input key; a ValidationError otherwise."""
+    if not isinstance(key, str) or not (
+        CONTENT_KEY.match(key) or OUTPUT_KEY.match(key) or TASK_INPUT_KEY.match(key)
+    ):
         raise ValidationError("malformed blob key")
     return key

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from hivescribe.backends import registry
+from hivescribe.blobs import task_input_key
 from hivescribe.coordinator.auth import Principal, Role, bearer_token
 from hivescribe.coordinator.deps import Coordinator, coordinator
 from hivescribe.coordinator.webhooks import check_callback_url
@@ -245,8 +246,8 @@ async def _submit_text(
         raise ValidationError("text is empty")
     if len(text) > MAX_INLINE_TEXT:
         raise ValidationError(f"text is limited to {MAX_INLINE_TEXT} characters")
-    checked = await _checked(sub, task_type, params, extra)
-    return await _create(sub, task_type, {"text": text}, *checked)
+    checked, rank = await _checked(sub, task_type, params, extra)
+    return await _create(sub, task_type, {"text": text}, checked, rank, uuid.uuid4().hex)
 
 
 async def _submit_file(
@@ -259,9 +260,10 @@ async def _submit_file(
     *,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything is checked before the bytes are stored: a refused task stores nothing."""
+    """Everything is checked before the bytes are stored: a refused task stores nothing. The
+    file is the task's own (``tasks/<task_id>/<name>``), so retention can delete it."""
     coord = sub.coord
-    checked = await _checked(sub, task_type, params, extra)
+    checked, rank = await _checked(sub, task_type, params, extra)
     head = await upload.read(HEAD_BYTES)
     check_kind(head, kind, field)
 
@@ -270,8 +272,22 @@ async def _submit_file(
         while chunk := await upload.read(CHUNK_BYTES):
             yield chunk
 
-    stored = await coord.blobs.put_stream(chunks(), coord.config.max_upload_bytes)
-    return await _create(sub, task_type, {"blob": stored.key}, *checked)
+    task_id = uuid.uuid4().hex
+    key = task_input_key(task_id, upload.filename)
+    stored = await coord.blobs.put_stream(chunks(), coord.config.max_upload_bytes, key=key)
+    name = key.rsplit("/", 1)[1]
+    checked["input_file"] = {
+        "name": name,
+        "kind": kind.value,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+    }
+    try:
+        return await _create(sub, task_type, {"blob": stored.key}, checked, rank, task_id)
+    except BaseException:
+        await coord.blobs.delete(stored.key)  # no task holds it
+        raise
 
 
 async def _checked(
@@ -310,9 +326,9 @@ async def _create(
     source: dict[str, Any],
     params: dict[str, Any],
     rank: int,
+    job_id: str,
 ) -> dict[str, Any]:
-    def create() -> str:
-        job_id = uuid.uuid4().hex  # also the item's key: the job and its item in one commit
+    def create() -> str:  # the job and its item in one commit; the id is also the item's key
         return sub.coord.store.jobs.create_job(
             task_type=task_type.value,
             dataset=TASK_DATASET,
