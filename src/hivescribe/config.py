@@ -177,7 +177,7 @@ class WebhooksConfig(_Section):
 
     # Each account's signing secret is derived from this key (HMAC-SHA256); when unset, a key
     # is made once and kept in <data_dir>/webhook.key (mode 0600).
-    signing_key: SecretStr | None = Field(None, repr=False)
+    signing_key: SecretStr | None = Field(None, min_length=32, repr=False)
     allow_private: bool = False  # callbacks to loopback and private addresses (tests, LANs)
     max_attempts: int = Field(8, ge=1, le=50)
     backoff_base_s: float = Field(2.0, ge=0)

@@ -233,6 +233,35 @@ def test_accounts_with_a_real_coordinator_and_worker(
         }
         assert contributors == {"gpu-box"}
 
+        # After the answer that issued them, no answer shows a key or a password again.
+        task = http.post(
+            "/api/v1/summarization", data={"text": "A text. Another one."}, headers=as_user
+        )
+        assert task.status_code == 201, task.text
+        task_id = task.json()["task_id"]
+        later = [
+            http.get("/api/v1/auth/verify-api-key", headers=as_user),
+            http.get("/api/v1/auth/verify-api-key", headers=as_worker),
+            http.get("/api/v1/auth/users", headers=admin),
+            http.get("/api/v1/workers", headers=admin),
+            http.get("/api/v1/tasks", headers=as_user),
+            http.get(f"/api/v1/task/{task_id}/status", headers=as_user),
+            http.get(f"/api/v1/task/{task_id}/responses", headers=admin),
+            http.get(f"/api/v1/jobs/{job_id}", headers=admin),
+            http.get("/api/v1/jobs", headers=admin),
+            http.get("/api/v1/miners", headers=as_user),
+            http.get("/api/v1/miners/performance", headers=admin),
+            http.get("/api/v1/miners/network-status", headers=admin),
+            http.get("/api/v1/metrics", headers=admin),
+            http.get("/api/v1/metrics/json", headers=admin),
+            http.get("/api/v1/files/stats", headers=as_user),
+            http.get("/openapi.json"),
+        ]
+        for answer in later:
+            assert answer.status_code == 200, (answer.url, answer.text)
+            for secret in secrets:
+                assert secret not in answer.text, answer.url
+
         # the CLI revokes in the database; the running coordinator refuses the key at once
         ok(hs("users", "revoke-key", "gpu-box", "--all", "--data-dir", str(data)))
         who = http.get("/api/v1/auth/verify-api-key", headers=as_worker)

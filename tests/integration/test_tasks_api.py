@@ -10,8 +10,6 @@ worker HTTP protocol.
 from __future__ import annotations
 
 import hashlib
-import io
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,32 +17,28 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tests.app_clients import MakeClient, app_clients
+from tests.task_api import (
+    ADMIN,
+    ADMIN_TOKEN,
+    API,
+    MISSING,
+    MP4,
+    NO_TASK_LIMIT,
+    PDF,
+    PNG,
+    WAV,
+    WORKER,
+    WORKER_TOKEN,
+    problem,
+    register,
+    submit,
+    translation,
+    user_key,
+    wav_bytes,
+)
 
 from hivescribe.coordinator import Coordinator
 from hivescribe.domain.inputs import MAX_INLINE_TEXT
-
-ADMIN_TOKEN = "admin-token-tasks-api-1"
-WORKER_TOKEN = "worker-token-tasks-api-1"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-WORKER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
-API = "/api/v1"
-MISSING = "0" * 32
-
-
-def wav_bytes(seconds: float = 0.1) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(b"\x00\x00" * int(16000 * seconds))
-    return out.getvalue()
-
-
-WAV = wav_bytes()
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
-PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
 
 
 @pytest.fixture
@@ -56,32 +50,12 @@ def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
 
 @pytest.fixture
 def client(make_client: MakeClient) -> TestClient:
-    return make_client()
-
-
-def register(client: TestClient, username: str) -> dict[str, Any]:
-    reply = client.post(
-        f"{API}/auth/register", json={"username": username, "password": "a long password 123"}
-    )
-    assert reply.status_code == 201, reply.text
-    body: dict[str, Any] = reply.json()
-    return body
-
-
-def user_key(client: TestClient, username: str) -> dict[str, str]:
-    return {"X-API-Key": register(client, username)["api_key"]}
+    return make_client(tasks=NO_TASK_LIMIT)
 
 
 def grant(client: TestClient, user_id: str, **change: list[str]) -> None:
     reply = client.post(f"{API}/auth/users/{user_id}/roles", json=change, headers=ADMIN)
     assert reply.status_code == 200, reply.text
-
-
-def problem(reply: Any, *statuses: int) -> str:
-    assert reply.status_code in statuses, (reply.status_code, reply.text[:500])
-    detail = reply.json()["detail"]
-    assert detail
-    return str(detail)
 
 
 # The spec's usage examples (curl -F ...), field for field.
@@ -134,24 +108,6 @@ SPEC_EXAMPLES: list[tuple[str, dict[str, str], dict[str, tuple[str, bytes]]]] = 
         {"document_file": ("document.pdf", PDF)},
     ),
 ]
-
-
-def submit(
-    client: TestClient,
-    route: str,
-    headers: dict[str, str],
-    data: dict[str, str],
-    files: dict[str, tuple[str, bytes]] | None = None,
-) -> dict[str, Any]:
-    reply = client.post(f"{API}/{route}", data=data, files=files or None, headers=headers)
-    assert reply.status_code == 201, reply.text
-    body: dict[str, Any] = reply.json()
-    return body
-
-
-def translation(client: TestClient, headers: dict[str, str], text: str = "Hello") -> str:
-    data = {"text": text, "source_language": "en", "target_language": "es"}
-    return str(submit(client, "text-translation", headers, data)["task_id"])
 
 
 # -- submission -------------------------------------------------------------------------------
@@ -338,12 +294,19 @@ def test_bad_task_ids_are_404(client: TestClient, task_id: str) -> None:
 def test_file_uploads_have_the_upload_limit_not_the_message_limit(
     make_client: MakeClient,
 ) -> None:
-    client = make_client(max_message_bytes=1024, max_upload_bytes=64 * 1024)
+    client = make_client(max_message_bytes=1024, max_upload_bytes=64 * 1024, tasks=NO_TASK_LIMIT)
     key = user_key(client, "alice")
     files = {"audio_file": ("a.wav", wav_bytes(0.5))}  # 16 KB: over the message limit
     submit(client, "transcription", key, {}, files)
     files = {"audio_file": ("a.wav", wav_bytes(3))}  # 96 KB: over the upload limit
     problem(client.post(f"{API}/transcription", files=files, headers=key), 413)
+    # Far over it (the file and the form's room): cut off while it streams, before the form
+    # is spooled whole.
+    files = {"audio_file": ("a.wav", wav_bytes(80))}  # 2.5 MB
+    assert "byte limit" in problem(
+        client.post(f"{API}/transcription", files=files, headers=key), 413
+    )
+    assert client.get(f"{API}/tasks", headers=key).json()["total"] == 1
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -449,7 +412,9 @@ def test_a_tts_result_serves_its_audio_file(client: TestClient) -> None:
         f"{API}/worker/results", json={"worker_id": "box-1", "results": [result]}, headers=WORKER
     )
     body = client.get(f"{API}/tts/{task_id}/result", headers=key).json()
-    assert body["audio_url"] == f"{API}/task/{task_id}/file"
+    assert body["audio_url"] == f"{API}/tts/audio/{task_id}-out"
+    same = client.get(f"{API}/task/{task_id}/file", headers=key)
+    assert same.status_code == 200 and same.content == audio
     got = client.get(body["audio_url"], headers=key)
     assert got.status_code == 200 and got.content == audio
     assert got.headers["content-type"].startswith("audio/")

@@ -49,9 +49,12 @@ P = TypeVar("P", bound=TranslationParams)
 
 
 def read_params(params: dict[str, Any], schema: type[P]) -> P:
-    """An item's parameters, checked and normalised; InputError that names the field."""
+    """An item's parameters, checked and normalised; InputError that names the field. Only the
+    schema's own fields are read: a job's params were checked for unknown keys when it was
+    created, and the coordinator keeps its own keys beside them (the tasks API's ``model_id``,
+    ``priority``, ``callback_url``, ``input_file``), which backends ignore."""
     try:
-        return schema.model_validate(params)
+        return schema.model_validate({k: v for k, v in params.items() if k in schema.model_fields})
     except PydanticValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 from hivescribe.domain.errors import ValidationError
-from hivescribe.domain.inputs import BLOB_KEY
+from hivescribe.domain.inputs import BLOB_KEY, TASK_INPUT_KEY
 
 CONTENT_KEY = BLOB_KEY
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -29,9 +29,6 @@ OUTPUT_KEY = re.compile(
     r"^outputs/(?P<item_id>[1-9][0-9]{0,18})/"
     r"(?P<sha256>[0-9a-f]{64})-(?P<size>0|[1-9][0-9]{0,18})-(?P<nonce>[0-9a-f]{16})/"
     r"(?P<filename>[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
-)
-TASK_INPUT_KEY = re.compile(
-    r"^tasks/(?P<task_id>[0-9a-f]{32})/(?P<filename>[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
 )
 MAX_FILENAME = 128
 DEFAULT_FILENAME = "output.bin"

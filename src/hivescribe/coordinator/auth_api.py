@@ -23,12 +23,14 @@ from hivescribe.coordinator.deps import (
     coordinator,
     optional_principal,
 )
+from hivescribe.coordinator.openapi import errors
 from hivescribe.domain.accounts import PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_PATTERN
 from hivescribe.domain.errors import AuthError, ForbiddenError
 from hivescribe.store import IssuedKey, User
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+# Every route may answer 401 (no or a wrong key; login: a wrong password), 413, 422 and 429.
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=errors(401, 413, 422, 429))
 
 PASSWORD_CHECKS_AT_ONCE = 2
 ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -145,7 +147,16 @@ class Revoked(BaseModel):
     "/register",
     status_code=201,
     summary="Create an account (role: user) and its first API key",
-    responses={401: {}, 403: {}, 409: {"description": "The username is taken"}},
+    responses=errors(
+        400,
+        401,
+        403,
+        409,
+        e400="The username is reserved, or the body is not JSON",
+        e401="Registration is closed and no admin key was sent, or a wrong key was",
+        e403="Registration is closed and the key sent is not an admin's",
+        e409="The username is taken",
+    ),
 )
 async def register(
     body: Registration,
@@ -171,7 +182,7 @@ async def register(
 @router.post(
     "/login",
     summary="Trade a username and password for a new API key",
-    responses={401: {"description": "Wrong username or password"}},
+    responses=errors(400, 401, e401="Wrong username or password, or a disabled account"),
 )
 async def login(body: Login, request: Request) -> AccountKey:
     users = coordinator(request).store.users
@@ -185,7 +196,7 @@ async def login(body: Login, request: Request) -> AccountKey:
     "/generate-api-key",
     status_code=201,
     summary="Issue another API key to the calling account",
-    responses={401: {}, 403: {}},
+    responses=errors(400, 403, e403="A config-file token (no account), or a worker's key"),
 )
 async def generate_api_key(
     request: Request,
@@ -208,9 +219,7 @@ async def generate_api_key(
     )
 
 
-@router.get(
-    "/verify-api-key", summary="Who the key (or token) sent belongs to", responses={401: {}}
-)
+@router.get("/verify-api-key", summary="Who the key (or token) sent belongs to")
 async def verify_api_key(principal: Principal = Depends(any_principal)) -> Identity:
     return Identity(
         user_id=principal.user_id,
@@ -220,7 +229,7 @@ async def verify_api_key(principal: Principal = Depends(any_principal)) -> Ident
     )
 
 
-@router.get("/users", summary="Accounts, oldest first (admins)")
+@router.get("/users", summary="Accounts, oldest first (admins)", responses=errors(403))
 async def list_users(
     request: Request,
     limit: int = Query(1000, ge=1, le=10_000),
@@ -234,7 +243,12 @@ async def list_users(
 @router.post(
     "/users/{user_id}/roles",
     summary="Grant and revoke an account's roles (admins)",
-    responses={404: {}},
+    responses=errors(
+        400,
+        403,
+        404,
+        e400="A role both granted and revoked, or a body not JSON",
+    ),
 )
 async def change_roles(
     user_id: UserIdPath,
@@ -258,7 +272,7 @@ async def change_roles(
 @router.post(
     "/users/{user_id}/revoke-keys",
     summary="Revoke one API key of an account, or all of them (admins)",
-    responses={404: {}},
+    responses=errors(400, 403, 404, e404="No such user, or no such key of theirs"),
 )
 async def revoke_keys(
     user_id: UserIdPath,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from hivescribe.config import OrchestratorConfig, StorageConfig
 from hivescribe.coordinator.auth import Principal, Role, TokenAuth, bearer_token
 from hivescribe.coordinator.protocol import UploadBody
 from hivescribe.coordinator.service import WorkerService
+from hivescribe.domain import ValidationError
 from hivescribe.store import Store
 
 
@@ -26,10 +29,12 @@ class Coordinator:
     service: WorkerService
     blobs: BlobStore
     uploads: UploadDesk
+    webhook_key: bytes  # each account's webhook secret is derived from it
 
     @classmethod
     def build(cls, config: OrchestratorConfig, store: Store) -> Coordinator:
         blobs = blob_store(config.storage)
+        store.queue.max_running_tasks = config.tasks.max_running
         return cls(
             config=config,
             store=store,
@@ -39,6 +44,7 @@ class Coordinator:
             uploads=UploadDesk(
                 blobs, max_bytes=config.max_upload_bytes, ttl_s=config.storage.presign_ttl_s
             ),
+            webhook_key=webhook_signing_key(config),
         )
 
     async def issue_upload(
@@ -81,6 +87,26 @@ def blob_store(storage: StorageConfig) -> BlobStore:
         secret_access_key=secret(storage.s3_secret_access_key),
         presign_ttl_s=storage.presign_ttl_s,
     )
+
+
+def webhook_signing_key(config: OrchestratorConfig) -> bytes:
+    """``webhooks.signing_key``, or the key in <data_dir>/webhook.key, made (0600) the first
+    time. Replicas that share a database must share the key: configure it for them."""
+    if config.webhooks.signing_key is not None:
+        return config.webhooks.signing_key.get_secret_value().encode()
+    path = Path(config.storage.data_dir) / "webhook.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValidationError(f"{path} holds no usable webhook signing key; delete it to make one")
+    return key.encode()
 
 
 def coordinator(request: Request) -> Coordinator:

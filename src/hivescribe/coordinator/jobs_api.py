@@ -10,12 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hivescribe.coordinator.auth import Principal
 from hivescribe.coordinator.deps import admin_principal, coordinator
+from hivescribe.coordinator.openapi import errors
 from hivescribe.domain import parse_task_type
 from hivescribe.domain.inputs import check_input, check_params
 from hivescribe.store import NewItem
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"])
+# Every route is an admin's: 401 without credentials, 403 for anyone else.
+router = APIRouter(prefix="/api/v1", tags=["jobs"], responses=errors(401, 403, 413, 422, 429))
 MAX_ITEMS_PER_REQUEST = 10_000
+NO_JOB = errors(404, e404="No such job")
 
 
 class JobCreate(BaseModel):
@@ -46,7 +49,12 @@ class ItemsIn(BaseModel):
     items: list[ItemIn] = Field(max_length=MAX_ITEMS_PER_REQUEST)
 
 
-@router.post("/jobs", status_code=201, summary="Create a job (add its items next)")
+@router.post(
+    "/jobs",
+    status_code=201,
+    summary="Create a job (add its items next)",
+    responses=errors(400, e400="An unknown task type or parameter, or a body not JSON"),
+)
 async def create_job(
     body: JobCreate, request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, str]:
@@ -68,7 +76,13 @@ async def create_job(
     return {"job_id": job_id}
 
 
-@router.post("/jobs/{job_id}/items", summary="Add a batch of items to a job")
+@router.post(
+    "/jobs/{job_id}/items",
+    summary="Add a batch of items to a job",
+    responses=errors(
+        400, 404, e400="An input that is not valid, or a body not JSON", e404="No such job"
+    ),
+)
 async def add_items(
     job_id: str, body: ItemsIn, request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, int]:
@@ -89,7 +103,12 @@ async def add_items(
     return {"added": added, "received": len(new_items)}
 
 
-@router.post("/blobs", status_code=201, summary="Upload the bytes of an input (raw body)")
+@router.post(
+    "/blobs",
+    status_code=201,
+    summary="Upload the bytes of an input (raw body)",
+    responses=errors(413, e413="The body is over the configured upload limit"),
+)
 async def upload_blob(
     request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, Any]:
@@ -107,14 +126,14 @@ async def list_jobs(
     return {"jobs": [await to_thread.run_sync(store.jobs.status, j.id) for j in jobs]}
 
 
-@router.get("/jobs/{job_id}", summary="A job's status and item counts")
+@router.get("/jobs/{job_id}", summary="A job's status and item counts", responses=NO_JOB)
 async def job_status(
     job_id: str, request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, Any]:
     return await to_thread.run_sync(coordinator(request).store.jobs.status, job_id)
 
 
-@router.get("/jobs/{job_id}/failed", summary="Failed items with their reasons")
+@router.get("/jobs/{job_id}/failed", summary="Failed items with their reasons", responses=NO_JOB)
 async def failed_items(
     job_id: str, request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, Any]:
@@ -123,7 +142,7 @@ async def failed_items(
     return {"items": await to_thread.run_sync(lambda: list(store.jobs.failed_items(job_id)))}
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel a job's open items")
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job's open items", responses=NO_JOB)
 async def cancel_job(
     job_id: str, request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, Any]:
@@ -132,7 +151,11 @@ async def cancel_job(
     return {"cancelled": await to_thread.run_sync(store.queue.cancel_job, job_id)}
 
 
-@router.post("/jobs/{job_id}/retry-failed", summary="Send a job's failed items back to pending")
+@router.post(
+    "/jobs/{job_id}/retry-failed",
+    summary="Send a job's failed items back to pending",
+    responses=NO_JOB,
+)
 async def retry_failed(
     job_id: str, request: Request, principal: Principal = Depends(admin_principal)
 ) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from hivescribe.backends import registry
 from hivescribe.blobs import task_input_key
 from hivescribe.coordinator.auth import Principal, Role, bearer_token
 from hivescribe.coordinator.deps import Coordinator, coordinator
+from hivescribe.coordinator.openapi import errors
 from hivescribe.coordinator.webhooks import check_callback_url
 from hivescribe.domain import (
     ConflictError,
@@ -39,12 +39,35 @@ from hivescribe.domain import (
 )
 from hivescribe.domain.filetypes import HEAD_BYTES, FileKind, check_kind
 from hivescribe.domain.inputs import MAX_INLINE_TEXT, check_params
-from hivescribe.store import NewItem
-from hivescribe.store.tasks import TASK_DATASET, TASK_SOURCE, TaskView
+from hivescribe.domain.webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    account_secret,
+)
+from hivescribe.store.tasks import TaskView
 
-__all__ = ["PRIORITIES", "ROUTES", "UPLOAD_PATHS", "router"]
+__all__ = [
+    "PRIORITIES",
+    "ROUTES",
+    "UPLOAD_PATHS",
+    "response_body",
+    "router",
+    "status_body",
+    "visible_task",
+]
 
-router = APIRouter(prefix="/api/v1", tags=["tasks"])
+# Every route: 401 without credentials, 403 for a key with neither the user nor the admin
+# role, 413, 422, and 429 over the rate limit (a submission: over max_active_per_user too).
+router = APIRouter(prefix="/api/v1", tags=["tasks"], responses=errors(401, 403, 413, 422, 429))
+SUBMIT_ERRORS = errors(
+    400,
+    e400="A value this task type refuses (language, priority, model_id, callback_url, an "
+    "empty text, a file not of the kind expected), or a body that cannot be parsed",
+)
+NO_TASK = errors(404, e404="No such task, or not the caller's")
+NOT_YET = errors(409, e409="The task has not completed (or it failed)")
 
 # The API's path for each task type (captioning is the caption task).
 ROUTES: dict[str, TaskType] = {
@@ -58,7 +81,7 @@ ROUTES: dict[str, TaskType] = {
 }
 ROUTE_OF = {task_type.value: route for route, task_type in ROUTES.items()}
 # The submissions that carry a file: their bodies may be up to max_upload_bytes (app.py's
-# BodyLimit lets them through; the blob store counts the bytes).
+# app.BodyLimit counts their bodies against that, plus room for the form fields).
 UPLOAD_PATHS = tuple(
     f"/api/v1/{route}"
     for route in ("transcription", "video-transcription", "document-translation", "captioning")
@@ -66,6 +89,9 @@ UPLOAD_PATHS = tuple(
 # Queue priorities: the claim order is higher first, FIFO within one.
 PRIORITIES = {"low": -10, "normal": 0, "high": 10, "urgent": 20}
 PRIORITY_NAMES = {value: name for name, value in PRIORITIES.items()}
+# Added to the rank of an admin's tasks (orchestrator.tasks.admin_first): claimed before
+# everyone else's, whatever priority those name.
+ADMIN_BOOST = 100
 # The name of the main result in GET /api/v1/{type}/{task_id}/result, per path.
 RESULT_KEYS = {
     "transcription": "transcript",
@@ -120,7 +146,12 @@ async def submission(
     return Submission(coordinator(request), principal, model_id, priority, callback_url)
 
 
-@router.post("/transcription", status_code=201, summary="Submit an audio file to transcribe")
+@router.post(
+    "/transcription",
+    status_code=201,
+    responses=SUBMIT_ERRORS,
+    summary="Submit an audio file to transcribe",
+)
 async def submit_transcription(
     audio_file: UploadFile = File(..., description="the audio (or a video with sound)"),
     source_language: str | None = Form(None, description="the spoken language; auto detects"),
@@ -132,7 +163,12 @@ async def submit_transcription(
     )
 
 
-@router.post("/video-transcription", status_code=201, summary="Submit a video to transcribe")
+@router.post(
+    "/video-transcription",
+    status_code=201,
+    responses=SUBMIT_ERRORS,
+    summary="Submit a video to transcribe",
+)
 async def submit_video_transcription(
     video_file: UploadFile = File(...),
     source_language: str | None = Form(None, description="the spoken language; auto detects"),
@@ -144,20 +180,33 @@ async def submit_video_transcription(
     )
 
 
-@router.post("/tts", status_code=201, summary="Submit text to speak")
+@router.post("/tts", status_code=201, responses=SUBMIT_ERRORS, summary="Submit text to speak")
 async def submit_tts(
     text: str = Form(...),
     source_language: str | None = Form(None, description="the language of the text"),
-    voice_name: str | None = Form(None),
+    voice_name: str | None = Form(
+        None,
+        description="a registered voice (hivescribe models --task tts) is asked of the worker; "
+        "any other name is kept with the task, and the worker speaks with its own voice",
+    ),
     sub: Submission = Depends(submission),
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {"voice": voice_name or None}
+    params: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if voice_name and voice_name.strip():
+        voice = check_params(TaskType.TTS, {"voice": voice_name.strip()})["voice"]
+        if registry.find(TaskType.TTS.value, voice) is not None:
+            params["voice"] = voice
+        else:  # a voice of another service (the spec's english_alice): noted, not required
+            extra["voice_name"] = voice
     if source_language:
         params["language"] = _language(source_language, "source_language")
-    return await _submit_text(sub, TaskType.TTS, text, params)
+    return await _submit_text(sub, TaskType.TTS, text, params, extra=extra)
 
 
-@router.post("/summarization", status_code=201, summary="Submit text to summarize")
+@router.post(
+    "/summarization", status_code=201, responses=SUBMIT_ERRORS, summary="Submit text to summarize"
+)
 async def submit_summarization(
     text: str = Form(...),
     source_language: str | None = Form(None),
@@ -167,7 +216,12 @@ async def submit_summarization(
     return await _submit_text(sub, TaskType.SUMMARIZATION, text, {}, extra=extra)
 
 
-@router.post("/text-translation", status_code=201, summary="Submit text to translate")
+@router.post(
+    "/text-translation",
+    status_code=201,
+    responses=SUBMIT_ERRORS,
+    summary="Submit text to translate",
+)
 async def submit_text_translation(
     text: str = Form(...),
     source_language: str = Form(...),
@@ -178,7 +232,12 @@ async def submit_text_translation(
     return await _submit_text(sub, TaskType.TEXT_TRANSLATION, text, params)
 
 
-@router.post("/document-translation", status_code=201, summary="Submit a document to translate")
+@router.post(
+    "/document-translation",
+    status_code=201,
+    responses=SUBMIT_ERRORS,
+    summary="Submit a document to translate",
+)
 async def submit_document_translation(
     document_file: UploadFile = File(..., description="PDF, DOCX, HTML, text or Markdown"),
     source_language: str = Form(...),
@@ -196,7 +255,9 @@ async def submit_document_translation(
     )
 
 
-@router.post("/captioning", status_code=201, summary="Submit an image to caption")
+@router.post(
+    "/captioning", status_code=201, responses=SUBMIT_ERRORS, summary="Submit an image to caption"
+)
 async def submit_captioning(
     image_file: UploadFile = File(...),
     prompt: str | None = Form(None, description="what to ask about the image"),
@@ -303,7 +364,13 @@ async def _checked(
     checked = check_params(task_type, {k: v for k, v in params.items() if v is not None})
     checked = {**checked, **(extra or {}), "model_id": model}
     if sub.callback_url:  # resolving the host may block: in a thread
-        checked["callback_url"] = await to_thread.run_sync(check_callback_url, sub.callback_url)
+        allow_private = sub.coord.config.webhooks.allow_private
+        checked["callback_url"] = await to_thread.run_sync(
+            lambda: check_callback_url(sub.callback_url or "", allow_private=allow_private)
+        )
+    checked["priority"] = PRIORITY_NAMES[rank]
+    if Role.ADMIN in sub.principal.roles and sub.coord.config.tasks.admin_first:
+        rank += ADMIN_BOOST
     return checked, rank
 
 
@@ -326,27 +393,28 @@ async def _create(
     source: dict[str, Any],
     params: dict[str, Any],
     rank: int,
-    job_id: str,
+    task_id: str,
 ) -> dict[str, Any]:
-    def create() -> str:  # the job and its item in one commit; the id is also the item's key
-        return sub.coord.store.jobs.create_job(
+    admin = Role.ADMIN in sub.principal.roles
+    tasks = sub.coord.store.tasks
+    created = await to_thread.run_sync(
+        lambda: tasks.create(
+            task_id=task_id,
             task_type=task_type.value,
-            dataset=TASK_DATASET,
             owner=owner_of(sub.principal),
             params=params,
-            source=TASK_SOURCE,
             priority=rank,
-            job_id=job_id,
-            first_items=[NewItem(item_key=job_id, input=source)],
+            input=source,
+            max_active=None if admin else sub.coord.config.tasks.max_active_per_user,
+            callback_url=params.get("callback_url"),
         )
-
-    task_id = await to_thread.run_sync(create)
+    )
     sub.coord.service.notify_work()
     return {
-        "task_id": task_id,
+        "task_id": created,
         "task_type": task_type.value,
         "status": "pending",
-        "priority": PRIORITY_NAMES[rank],
+        "priority": params["priority"],
         "model_id": params.get("model_id"),
     }
 
@@ -354,7 +422,7 @@ async def _create(
 # -- status and results -----------------------------------------------------------------------
 
 
-async def _visible(request: Request, principal: Principal, task_id: str) -> TaskView:
+async def visible_task(request: Request, principal: Principal, task_id: str) -> TaskView:
     """The task, when the caller may see it; otherwise the same 404 as for no task at all."""
     view = None
     if TASK_ID.match(task_id):
@@ -364,12 +432,12 @@ async def _visible(request: Request, principal: Principal, task_id: str) -> Task
     return view
 
 
-def _status(view: TaskView) -> dict[str, Any]:
+def status_body(view: TaskView) -> dict[str, Any]:
     return {
         "task_id": view.id,
         "task_type": view.task_type,
         "status": view.status,
-        "priority": PRIORITY_NAMES.get(view.priority, view.priority),
+        "priority": view.params.get("priority") or PRIORITY_NAMES.get(view.priority, "normal"),
         "model_id": view.params.get("model_id"),
         "created_at": view.created_at,
         "updated_at": view.updated_at,
@@ -378,11 +446,14 @@ def _status(view: TaskView) -> dict[str, Any]:
 
 
 def _file_url(view: TaskView) -> str | None:
-    has_file = view.result is not None and view.result.blob_key
-    return f"/api/v1/task/{view.id}/file" if has_file else None
+    if view.result is None or not view.result.blob_key:
+        return None
+    if view.task_type == TaskType.TTS.value:  # to play: served inline
+        return f"/api/v1/tts/audio/{view.id}-out"
+    return f"/api/v1/files/{view.id}-out/download"
 
 
-def _response(view: TaskView) -> dict[str, Any]:
+def response_body(view: TaskView) -> dict[str, Any]:
     result = view.result
     assert result is not None
     started, finished = result.started_at, result.finished_at
@@ -400,58 +471,80 @@ def _response(view: TaskView) -> dict[str, Any]:
     }
 
 
-@router.get("/task/{task_id}/status", summary="A task's status")
+@router.get("/task/{task_id}/status", summary="A task's status", responses=NO_TASK)
 async def task_status(
     task_id: str, request: Request, principal: Principal = Depends(client_principal)
 ) -> dict[str, Any]:
-    return _status(await _visible(request, principal, task_id))
-
-
-@router.get("/task/{task_id}/responses", summary="A task's results, with who made them and when")
-async def task_responses(
-    task_id: str, request: Request, principal: Principal = Depends(client_principal)
-) -> dict[str, Any]:
-    view = await _visible(request, principal, task_id)
-    responses = [_response(view)] if view.result is not None else []
-    return {**_status(view), "responses": responses}
+    return status_body(await visible_task(request, principal, task_id))
 
 
 @router.get(
-    "/task/{task_id}/file", summary="The output file of a completed task", response_model=None
+    "/task/{task_id}/responses",
+    summary="A task's results, with who made them and when",
+    responses=NO_TASK,
 )
-async def task_file(
+async def task_responses(
     task_id: str, request: Request, principal: Principal = Depends(client_principal)
-) -> Response:
-    view = await _visible(request, principal, task_id)
-    if view.result is None or not view.result.blob_key:
-        raise NotFoundError(f"task {task_id!r} has no output file")
-    blobs = coordinator(request).blobs
-    key = view.result.blob_key
-    fmt = view.result.output.get("format")
-    media = (mimetypes.guess_type(f"out.{fmt}")[0] if isinstance(fmt, str) else None) or (
-        "application/octet-stream"
-    )
-    local = blobs.local_path(key)
-    if local is not None:
-        return FileResponse(local, media_type=media, filename=local.name)
-    size = await blobs.stat(key)
-    if size is None:
-        raise NotFoundError(f"the output file of task {task_id!r} is gone from storage")
-    return StreamingResponse(
-        blobs.open(key), media_type=media, headers={"Content-Length": str(size)}
-    )
+) -> dict[str, Any]:
+    view = await visible_task(request, principal, task_id)
+    responses = [response_body(view)] if view.result is not None else []
+    return {**status_body(view), "responses": responses}
 
 
-@router.post("/task/{task_id}/cancel", summary="Cancel a task that has not finished")
+@router.post(
+    "/task/{task_id}/cancel",
+    summary="Cancel a task that has not finished",
+    responses={**NO_TASK, **errors(409, e409="The task has already finished")},
+)
 async def cancel_task(
     task_id: str, request: Request, principal: Principal = Depends(client_principal)
 ) -> dict[str, Any]:
-    view = await _visible(request, principal, task_id)
+    view = await visible_task(request, principal, task_id)
     if view.status in TERMINAL:
         raise ConflictError(f"task {task_id!r} is already {view.status}")
     store = coordinator(request).store
     await to_thread.run_sync(store.queue.cancel_job, task_id)
-    return _status(await _visible(request, principal, task_id))
+    return status_body(await visible_task(request, principal, task_id))
+
+
+@router.get(
+    "/task/{task_id}/webhook",
+    summary="The deliveries of a task's callback, and how they went",
+    responses=NO_TASK,
+)
+async def task_webhook(
+    task_id: str, request: Request, principal: Principal = Depends(client_principal)
+) -> dict[str, Any]:
+    view = await visible_task(request, principal, task_id)
+    found = await to_thread.run_sync(coordinator(request).store.webhooks.for_task, view.id)
+    deliveries = [
+        {
+            "delivery_id": d.id,
+            "url": d.url,
+            "state": d.state,
+            "event": d.event,
+            "attempts": d.attempts,
+            "next_attempt_at": d.next_attempt_at if d.state == "pending" else None,
+            "last_status": d.last_status,
+            "last_error": d.last_error,
+            "delivered_at": d.delivered_at,
+        }
+        for d in found
+    ]
+    return {"task_id": view.id, "deliveries": deliveries}
+
+
+@router.get("/webhooks/secret", summary="The secret that signs your tasks' callbacks")
+async def webhook_secret(
+    request: Request, principal: Principal = Depends(client_principal)
+) -> dict[str, Any]:
+    """Receivers check X-Hivescribe-Signature with it (docs/reference/webhooks.md)."""
+    secret = account_secret(coordinator(request).webhook_key, owner_of(principal))
+    return {
+        "secret": secret,
+        "scheme": "v1=HMAC-SHA256(secret, '<X-Hivescribe-Timestamp>.<body>')",
+        "headers": [EVENT_HEADER, DELIVERY_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER],
+    }
 
 
 def _result_endpoint(route: str) -> Callable[..., Any]:
@@ -460,7 +553,7 @@ def _result_endpoint(route: str) -> Callable[..., Any]:
     async def result(
         task_id: str, request: Request, principal: Principal = Depends(client_principal)
     ) -> dict[str, Any]:
-        view = await _visible(request, principal, task_id)
+        view = await visible_task(request, principal, task_id)
         if ROUTE_OF.get(view.task_type) != route:
             raise NotFoundError(
                 f"task {task_id!r} is a {view.task_type} task: its result is at "
@@ -473,9 +566,9 @@ def _result_endpoint(route: str) -> Callable[..., Any]:
                 f"task {task_id!r} is {view.status}: no result yet "
                 f"(see /api/v1/task/{task_id}/status)"
             )
-        response = _response(view)
+        response = response_body(view)
         main = response["file_url"] if key == "audio_url" else response["text"]
-        return {**_status(view), key: main, **response}
+        return {**status_body(view), key: main, **response}
 
     return result
 
@@ -485,6 +578,7 @@ for _route in ROUTES:
         f"/{_route}/{{task_id}}/result",
         _result_endpoint(_route),
         methods=["GET"],
+        responses={**NO_TASK, **NOT_YET},
         summary=f"The result of a {_route} task (409 until it has completed)",
     )
 
@@ -501,7 +595,7 @@ async def _page(
         lambda: store.tasks.list(owner=owner, status=status, limit=limit, offset=offset)
     )
     return {
-        "tasks": [_status(v) for v in views],
+        "tasks": [status_body(v) for v in views],
         "total": total,
         "limit": limit,
         "offset": offset,

@@ -13,6 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from hivescribe.blobs.uploads import UPLOAD_ID
 from hivescribe.coordinator.auth import Principal
 from hivescribe.coordinator.deps import coordinator, worker_principal
+from hivescribe.coordinator.openapi import errors
 from hivescribe.coordinator.protocol import (
     Capabilities,
     HttpClaim,
@@ -27,14 +28,21 @@ from hivescribe.coordinator.service import WorkerSession
 from hivescribe.domain.errors import NotFoundError
 from hivescribe.sources.readers import iter_tar_member, read_parquet_cell
 
-router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
+# Every route: 401 without a worker's credentials, 403 with a key lacking the worker role.
+# (The rate limit does not apply to workers: no 429.)
+router = APIRouter(prefix="/api/v1/worker", tags=["worker"], responses=errors(401, 403, 413, 422))
+LEASE_GONE = "The item is not leased to this worker with that token (or its input is gone)"
 
 
 def _session(principal: Principal, worker_id: str) -> WorkerSession:
     return WorkerSession(worker_id, worker_id, principal.name, [], "http")
 
 
-@router.post("/claim", summary="Lease a batch of items (long-polls up to wait_s)")
+@router.post(
+    "/claim",
+    summary="Lease a batch of items (long-polls up to wait_s)",
+    responses=errors(400, e400="An unknown task type in capabilities, or a body not JSON"),
+)
 async def claim(
     body: HttpClaim, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
@@ -44,7 +52,7 @@ async def claim(
     return {"leases": leases}
 
 
-@router.post("/heartbeat", summary="Extend live leases")
+@router.post("/heartbeat", summary="Extend live leases", responses=errors(400))
 async def heartbeat(
     body: HttpHeartbeat, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
@@ -53,7 +61,13 @@ async def heartbeat(
     )
 
 
-@router.post("/results", summary="Submit results (idempotent: resend until acknowledged)")
+@router.post(
+    "/results",
+    summary="Submit results (idempotent: resend until acknowledged)",
+    responses=errors(
+        400, e400="A result's output blob is not stored as announced, or a body not JSON"
+    ),
+)
 async def results(
     body: HttpResults, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
@@ -62,7 +76,7 @@ async def results(
     )
 
 
-@router.post("/fail", summary="Report items that failed")
+@router.post("/fail", summary="Report items that failed", responses=errors(400))
 async def fail(
     body: HttpFail, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
@@ -71,7 +85,7 @@ async def fail(
     )
 
 
-@router.post("/release", summary="Give leases back without a result")
+@router.post("/release", summary="Give leases back without a result", responses=errors(400))
 async def release(
     body: HttpRelease, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
@@ -84,6 +98,17 @@ async def release(
     "/items/{item_id}/input",
     summary="The bytes of a leased item's input, for its leaseholder only",
     response_class=Response,
+    responses={
+        200: {
+            "description": "The input: inline text, or the bytes of its file (whose type "
+            "the file's name suggests, else application/octet-stream)",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "*/*": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **errors(404, e404=LEASE_GONE),
+    },
 )
 async def item_input(
     request: Request,
@@ -135,7 +160,13 @@ async def item_input(
     return FileResponse(path, filename=path.name)
 
 
-@router.post("/uploads", summary="Where to upload an output file of a live lease")
+@router.post(
+    "/uploads",
+    summary="Where to upload an output file of a live lease",
+    responses=errors(
+        400, 404, 413, e404=LEASE_GONE, e413="size is over the configured upload limit"
+    ),
+)
 async def request_upload(
     body: HttpUpload, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
@@ -149,6 +180,14 @@ async def request_upload(
     "/uploads/{upload_id}",
     summary="The bytes of an output (stores without presigned URLs)",
     status_code=201,
+    responses=errors(
+        400,
+        404,
+        413,
+        e400="The bytes are not the size or SHA-256 announced",
+        e404="No such upload (or it expired), or its lease is no longer live",
+        e413="More bytes than announced",
+    ),
 )
 async def put_upload(
     request: Request,

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from hivescribe.coordinator.auth import Principal, Role, bearer_token
 from hivescribe.coordinator.auth_api import valid_unicode
 from hivescribe.coordinator.deps import any_principal, coordinator
+from hivescribe.coordinator.openapi import errors
 from hivescribe.domain.accounts import check_username
 from hivescribe.domain.errors import AuthError, ConflictError, ForbiddenError, ValidationError
 from hivescribe.store import User
@@ -27,7 +28,9 @@ from hivescribe.store import User
 __all__ = ["router", "username_for"]
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
+router = APIRouter(
+    prefix="/api/v1/workers", tags=["workers"], responses=errors(401, 403, 413, 422, 429)
+)
 
 _NOT_USERNAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -70,6 +73,16 @@ class UnregisteredWorker(BaseModel):
     disabled: bool
 
 
+UNREGISTER_ERRORS = errors(
+    403,
+    404,
+    409,
+    e403="Neither the worker itself nor an admin",
+    e404="No such account",
+    e409="The account is not a worker's",
+)
+
+
 def username_for(name: str) -> str:
     """The account username for a worker name: runs of other characters become '-', folded to
     lower case ('M4 MacBook Pro' -> 'm4-macbook-pro'). A ValidationError if nothing usable is
@@ -87,12 +100,16 @@ def username_for(name: str) -> str:
     "/register",
     status_code=201,
     summary="Register a worker: an account with the worker role and its first API key",
-    responses={
-        400: {"description": "The name makes no valid username, or a reserved one"},
-        401: {"description": "No enrollment token or admin key, or a wrong one"},
-        403: {"description": "A valid key without the admin role"},
-        409: {"description": "The username is taken"},
-    },
+    responses=errors(
+        400,
+        401,
+        403,
+        409,
+        e400="The name makes no valid username, or a reserved one; or the body is not JSON",
+        e401="No enrollment token or admin key, or a wrong one",
+        e403="A valid key without the admin role",
+        e409="The username is taken",
+    ),
 )
 async def register(
     body: Enrollment,
@@ -128,7 +145,7 @@ async def register(
 @router.delete(
     "/{worker_id}",
     summary="Unregister a worker: revoke its keys and disable its account",
-    responses={403: {}, 404: {}, 409: {"description": "The account is not a worker's"}},
+    responses=UNREGISTER_ERRORS,
 )
 async def unregister(
     worker_id: WorkerIdPath, request: Request, principal: Principal = Depends(any_principal)
@@ -161,6 +178,6 @@ router.add_api_route(
     unregister,
     methods=["POST"],
     summary="Unregister a worker (as DELETE /api/v1/workers/{worker_id})",
-    responses={403: {}, 404: {}, 409: {}},
+    responses=UNREGISTER_ERRORS,
     response_model=UnregisteredWorker,
 )

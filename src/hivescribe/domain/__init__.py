@@ -7,6 +7,7 @@ from hivescribe.domain.errors import (
     LeaseLostError,
     NotFoundError,
     PayloadTooLargeError,
+    TooManyRequestsError,
     ValidationError,
 )
 from hivescribe.domain.retry import RetryPolicy
@@ -32,6 +33,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RetryPolicy",
     "TaskType",
+    "TooManyRequestsError",
     "ValidationError",
     "check_transition",
     "job_status_from_counts",

@@ -7,7 +7,8 @@
     ├── NotFoundError                404  no such job, item or worker (or not yours)
     ├── ConflictError                409  the state changed under you (a lost race)
     │   └── LeaseLostError           409  the lease token is no longer live
-    └── PayloadTooLargeError         413  a message or upload over the configured limit
+    ├── PayloadTooLargeError         413  a message or upload over the configured limit
+    └── TooManyRequestsError         429  over a limit that lifts with time (active tasks)
 
 The coordinator maps these to HTTP status codes in exactly one exception handler, using
 ``status_code``; WebSocket handlers send the same code and ``detail`` in an error message.
@@ -58,3 +59,9 @@ class LeaseLostError(ConflictError):
 
 class PayloadTooLargeError(HivescribeError):
     status_code = 413
+
+
+class TooManyRequestsError(HivescribeError):
+    """Over a limit that lifts by itself (a task finishing): try again later."""
+
+    status_code = 429

@@ -16,6 +16,10 @@ from hivescribe.domain.tasks import TaskType
 
 MAX_INLINE_TEXT = 1_000_000
 BLOB_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$")
+# The file uploaded with a task (blobs/keys.py): the task's own, never named by users.
+TASK_INPUT_KEY = re.compile(
+    r"^tasks/(?P<task_id>[0-9a-f]{32})/(?P<filename>[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+)
 URL_SCHEMES = ("http://", "https://", "s3://")
 
 

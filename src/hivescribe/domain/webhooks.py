@@ -3,7 +3,7 @@ and recently.
 
 Each delivery is a ``POST`` of a JSON body with these headers:
 
-    X-Hivescribe-Event:      task.completed | task.failed | webhook.test
+    X-Hivescribe-Event:      task.completed | task.failed | task.cancelled
     X-Hivescribe-Delivery:   a fresh id per delivery (the same across its retries)
     X-Hivescribe-Timestamp:  Unix seconds when this attempt was signed
     X-Hivescribe-Signature:  v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
@@ -11,6 +11,9 @@ Each delivery is a ``POST`` of a JSON body with these headers:
 The receiver recomputes the HMAC over the timestamp, a dot and the raw body bytes with its
 secret, compares in constant time, and refuses timestamps older than a few minutes (replays).
 ``verify`` does exactly that, for receivers written in Python.
+
+Each account has its own secret (GET /api/v1/webhooks/secret), derived from the coordinator's
+signing key, so no account can sign as another and nothing secret is stored per account.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ TIMESTAMP_HEADER = "X-Hivescribe-Timestamp"
 SIGNATURE_HEADER = "X-Hivescribe-Signature"
 SCHEME = "v1"
 TOLERANCE_S = 300  # a receiver refuses a signature older (or newer) than this
+
+
+def account_secret(signing_key: bytes, owner: str) -> str:
+    """The webhook secret of the account (or config token) that owns a task."""
+    digest = hmac.new(signing_key, b"hivescribe-webhook:" + owner.encode(), hashlib.sha256)
+    return "whsec_" + digest.hexdigest()
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from hivescribe.domain import RetryPolicy
 from hivescribe.domain.accounts import PasswordHasher
 from hivescribe.store.db import Database, normalize_url, sqlite_url
+from hivescribe.store.files import FileStore, FileView
 from hivescribe.store.jobs import Job, JobStore, NewItem
 from hivescribe.store.queue import (
     Ack,
@@ -20,14 +21,19 @@ from hivescribe.store.queue import (
     WorkQueue,
 )
 from hivescribe.store.registry import Registry
+from hivescribe.store.stats import StatsStore
 from hivescribe.store.tasks import TaskStore, TaskView
 from hivescribe.store.users import ApiKey, IssuedKey, KeyOwner, User, UserStore
+from hivescribe.store.webhooks import Delivery, WebhookStore
 
 __all__ = [
     "Ack",
     "ApiKey",
     "Database",
+    "Delivery",
     "FailureIn",
+    "FileStore",
+    "FileView",
     "HeartbeatAck",
     "IssuedKey",
     "Job",
@@ -38,11 +44,13 @@ __all__ = [
     "NewItem",
     "Registry",
     "ResultIn",
+    "StatsStore",
     "Store",
     "TaskStore",
     "TaskView",
     "User",
     "UserStore",
+    "WebhookStore",
     "WorkQueue",
     "normalize_url",
     "open_store",
@@ -67,7 +75,10 @@ class Store:
         self.jobs = JobStore(db, policy=policy, clock=clock)
         self.registry = Registry(db, clock=clock)
         self.users = UserStore(db, passwords=passwords, clock=clock)
-        self.tasks = TaskStore(db)
+        self.webhooks = WebhookStore(db, clock=clock)
+        self.tasks = TaskStore(db, self.jobs, self.webhooks)
+        self.files = FileStore(db)
+        self.stats = StatsStore(db, self.files)
 
     def close(self) -> None:
         self.db.dispose()

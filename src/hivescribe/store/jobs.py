@@ -10,6 +10,7 @@ from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from hivescribe.domain import ItemStatus, NotFoundError, RetryPolicy, job_status_from_counts
 from hivescribe.store._sql import dumps, insert_for, loads
@@ -71,10 +72,12 @@ class JobStore:
         max_attempts: int | None = None,
         job_id: str | None = None,
         first_items: Sequence[NewItem] = (),
+        within: Callable[[Connection], None] | None = None,
     ) -> str:
         """A new job; ``max_attempts`` defaults to the retry policy's. ``first_items`` are
         inserted in the same transaction, so a job made for one input (an API task) never
-        exists without it."""
+        exists without it. ``within`` runs in that transaction before anything is written:
+        it may refuse the job (raise) or write rows of its own."""
         now = self.clock()
         job = Job(
             id=job_id or uuid.uuid4().hex,
@@ -91,6 +94,8 @@ class JobStore:
             updated_at=now,
         )
         with self.db.write() as conn:
+            if within is not None:
+                within(conn)
             conn.execute(
                 jobs.insert().values(
                     id=job.id,

@@ -22,6 +22,7 @@ from hivescribe.domain import ItemStatus, RetryPolicy, check_transition
 from hivescribe.store._sql import dumps, loads
 from hivescribe.store.db import Database
 from hivescribe.store.schema import items, jobs, results
+from hivescribe.store.tasks import TASK_DATASET
 
 PENDING, LEASED, DONE, FAILED, CANCELLED = (
     ItemStatus.PENDING.value,
@@ -51,7 +52,7 @@ _REAP_LOCK = 0x72656170  # "reap": one replica reaps at a time (PostgreSQL advis
 # The hot statements are built once: SQLAlchemy then reuses their compiled form.
 _ids: sa.BindParameter[Any] = sa.bindparam("b_ids", expanding=True)
 _CLAIM_SELECT = (
-    sa.select(items.c.id, items.c.priority)
+    sa.select(items.c.id, items.c.priority, items.c.dataset)
     .where(
         items.c.status == PENDING,
         items.c.task_type == sa.bindparam("b_task_type"),
@@ -60,6 +61,12 @@ _CLAIM_SELECT = (
     .order_by(items.c.priority.desc(), items.c.id)
     .limit(sa.bindparam("b_limit"))
 )
+# Once the system cap on running tasks is reached, claims read past the tasks' items.
+_CLAIM_SELECT_NO_TASKS = _CLAIM_SELECT.where(items.c.dataset != TASK_DATASET)
+_RUNNING_TASKS = sa.select(sa.func.count()).where(
+    items.c.status == LEASED, items.c.dataset == TASK_DATASET
+)
+_CAP_LOCK = 0x74636170  # "tcap": claims that may lease tasks take turns under a cap
 _CLAIM_UPDATE = (
     sa.update(items)
     .where(items.c.id.in_(_ids), items.c.status == PENDING)
@@ -179,11 +186,14 @@ class WorkQueue:
         policy: RetryPolicy | None = None,
         lease_ttl_s: float = 120.0,
         clock: Callable[[], float] = time.time,
+        max_running_tasks: int | None = None,
     ) -> None:
         self.db = db
         self.policy = policy or RetryPolicy()
         self.lease_ttl_s = lease_ttl_s
         self.clock = clock
+        # At most this many API tasks (store.tasks) leased at once; dataset jobs not counted.
+        self.max_running_tasks = max_running_tasks
         self._job_params: dict[str, dict[str, Any]] = {}
 
     # -- claim ---------------------------------------------------------------------------
@@ -197,7 +207,8 @@ class WorkQueue:
         token = secrets.token_hex(16)
         expires_at = now + self.lease_ttl_s
         with self.db.write() as conn:
-            select = _CLAIM_SELECT
+            task_room = self._task_room(conn)
+            select = _CLAIM_SELECT if task_room is None or task_room > 0 else _CLAIM_SELECT_NO_TASKS
             if not self.db.is_sqlite:
                 select = select.with_for_update(skip_locked=True)
             candidates: list[Any] = []
@@ -211,6 +222,8 @@ class WorkQueue:
                 return []
             if len(task_types) > 1:
                 candidates.sort(key=lambda r: (-r[1], r[0]))
+            if task_room:
+                candidates = _within_room(candidates, task_room)
             rows = list(
                 conn.execute(
                     _CLAIM_UPDATE,
@@ -241,6 +254,15 @@ class WorkQueue:
             )
             for item_id, job_id, task_type, dataset, shard, item_key, raw_input, attempts, _ in rows
         ]
+
+    def _task_room(self, conn: Connection) -> int | None:
+        """How many more tasks may be leased under the system cap (None: no cap). On
+        PostgreSQL claims take turns while a cap is set, so two cannot both fill the room."""
+        if self.max_running_tasks is None:
+            return None
+        if not self.db.is_sqlite:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CAP_LOCK)))
+        return max(0, self.max_running_tasks - int(conn.execute(_RUNNING_TASKS).scalar_one()))
 
     def _params_for(self, conn: Connection, job_ids: set[str]) -> dict[str, dict[str, Any]]:
         missing = [j for j in job_ids if j not in self._job_params]
@@ -490,6 +512,18 @@ class WorkQueue:
                 )
             ).scalar()
         return None if text is None else loads(text)
+
+
+def _within_room(candidates: list[Any], room: int) -> list[Any]:
+    """The candidates, in order, keeping no more than ``room`` items of tasks."""
+    kept = []
+    for row in candidates:
+        if row[2] == TASK_DATASET:
+            if room == 0:
+                continue
+            room -= 1
+        kept.append(row)
+    return kept
 
 
 def _by_token(refs: Iterable[LeaseRef | ResultIn]) -> dict[str, list[int]]:

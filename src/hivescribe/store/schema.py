@@ -158,3 +158,31 @@ api_keys = sa.Table(
 # Every authenticated request looks its key up by hash.
 sa.Index("ix_api_keys_key_hash", api_keys.c.key_hash, unique=True)
 sa.Index("ix_api_keys_user", api_keys.c.user_id)
+
+# Task owners' listings and the per-account limit on unfinished tasks read jobs by owner.
+sa.Index("ix_jobs_owner", jobs.c.owner, jobs.c.source)
+
+# Webhook deliveries: one per task given a callback_url, written with the task. ``waiting``
+# until the task finishes, then ``pending`` (due at next_attempt_at) until it ends
+# ``delivered`` or ``failed``. The id is the X-Hivescribe-Delivery header of every attempt.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("task_id", sa.String(32), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("event", sa.String(32)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Time),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("delivered_at", Time),
+)
+sa.Index("ix_webhook_deliveries_task", webhook_deliveries.c.task_id)
+sa.Index(
+    "ix_webhook_deliveries_due", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at
+)

@@ -1,23 +1,29 @@
 """Tasks: the one-item jobs that /api/v1 submissions make, read back as one row each.
 
 A task is an ordinary job (so the queue, leases, retries and the dataset treat it like any
-other) marked by its ``source``, with exactly one item. Creating one and cancelling one go
-through JobStore and WorkQueue; this module only reads.
+other) marked by its ``source``, with exactly one item. ``create`` makes the job, its item and
+its webhook delivery in one transaction, refusing an account over its limit of unfinished
+tasks; cancelling goes through WorkQueue; ``expired`` and ``delete`` serve retention.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from hivescribe.domain import ItemStatus
+from hivescribe.domain import ItemStatus, TooManyRequestsError
+from hivescribe.domain.inputs import TASK_INPUT_KEY
 from hivescribe.store._sql import loads
 from hivescribe.store.db import Database
-from hivescribe.store.schema import items, jobs, results
+from hivescribe.store.jobs import JobStore, NewItem
+from hivescribe.store.schema import items, jobs, results, webhook_deliveries
+from hivescribe.store.webhooks import WebhookStore
 
-__all__ = ["TASK_DATASET", "TASK_SOURCE", "TaskResult", "TaskStore", "TaskView"]
+__all__ = ["TASK_DATASET", "TASK_SOURCE", "ExpiredTask", "TaskResult", "TaskStore", "TaskView"]
 
 TASK_SOURCE = "api:task"  # jobs.source of every task
 TASK_DATASET = "api-tasks"  # the dataset their results are exported under
@@ -30,6 +36,17 @@ TASK_STATUS = {
     ItemStatus.FAILED: "failed",
     ItemStatus.CANCELLED: "cancelled",
 }
+
+
+_OPEN = (ItemStatus.PENDING.value, ItemStatus.LEASED.value)
+_FINISHED = (ItemStatus.DONE.value, ItemStatus.FAILED.value, ItemStatus.CANCELLED.value)
+_OWNER_LOCK = 0x7461736B  # "task": with the owner's hash, one submission per owner at a time
+
+
+@dataclass(frozen=True)
+class ExpiredTask:
+    id: str
+    blobs: tuple[str, ...]  # the task's own files: its uploaded input and its output
 
 
 @dataclass(frozen=True)
@@ -61,8 +78,110 @@ class TaskView:
 
 
 class TaskStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, jobs: JobStore, webhooks: WebhookStore) -> None:
         self.db = db
+        self.jobs = jobs
+        self.webhooks = webhooks
+
+    def create(
+        self,
+        *,
+        task_id: str,
+        task_type: str,
+        owner: str,
+        params: dict[str, Any],
+        priority: int,
+        input: dict[str, Any],
+        max_active: int | None = None,
+        callback_url: str | None = None,
+    ) -> str:
+        """A new task; TooManyRequestsError when ``owner`` already has ``max_active``
+        unfinished tasks (None: no limit). The check and the insert are one transaction (on
+        PostgreSQL under a lock per owner), so parallel submissions cannot pass it together."""
+
+        def within(conn: Connection) -> None:
+            if max_active is not None:
+                if not self.db.is_sqlite:  # SQLite writers are serialized already
+                    conn.execute(
+                        sa.select(
+                            sa.func.pg_advisory_xact_lock(_OWNER_LOCK, sa.func.hashtext(owner))
+                        )
+                    )
+                active = self._active(conn, owner)
+                if active >= max_active:
+                    raise TooManyRequestsError(
+                        f"you have {active} unfinished task(s), the most allowed at once "
+                        f"({max_active}); wait for one to finish or cancel one, then submit "
+                        "again"
+                    )
+            if callback_url is not None:
+                self.webhooks.add(conn, task_id, owner, callback_url)
+
+        return self.jobs.create_job(
+            task_type=task_type,
+            dataset=TASK_DATASET,
+            owner=owner,
+            params=params,
+            source=TASK_SOURCE,
+            priority=priority,
+            job_id=task_id,
+            first_items=[NewItem(item_key=task_id, input=input)],
+            within=within,
+        )
+
+    @staticmethod
+    def _active(conn: Connection, owner: str) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(jobs.join(items, items.c.job_id == jobs.c.id))
+            .where(
+                jobs.c.owner == owner,
+                jobs.c.source == TASK_SOURCE,
+                items.c.status.in_(_OPEN),
+            )
+        )
+        return int(conn.execute(query).scalar_one())
+
+    def expired(self, finished_before: float, limit: int = 200) -> list[ExpiredTask]:
+        """Tasks that finished before ``finished_before``, with the files that are theirs
+        alone (an input uploaded under a content key may be shared: it is never named)."""
+        query = (
+            sa.select(jobs.c.id, items.c.input, results.c.blob_key)
+            .select_from(
+                jobs.join(items, items.c.job_id == jobs.c.id).outerjoin(
+                    results, results.c.item_id == items.c.id
+                )
+            )
+            .where(
+                jobs.c.source == TASK_SOURCE,
+                items.c.status.in_(_FINISHED),
+                items.c.updated_at < finished_before,
+            )
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        found = []
+        for task_id, raw_input, output_key in rows:
+            blob = json.loads(raw_input).get("blob")
+            own = [blob] if isinstance(blob, str) and TASK_INPUT_KEY.match(blob) else []
+            found.append(ExpiredTask(task_id, tuple(own + ([output_key] if output_key else []))))
+        return found
+
+    def delete(self, task_ids: list[str]) -> int:
+        """Delete tasks with their items, results and webhook deliveries; returns how many
+        tasks were deleted."""
+        if not task_ids:
+            return 0
+        with self.db.write() as conn:
+            conn.execute(sa.delete(results).where(results.c.job_id.in_(task_ids)))
+            conn.execute(sa.delete(items).where(items.c.job_id.in_(task_ids)))
+            conn.execute(
+                sa.delete(webhook_deliveries).where(webhook_deliveries.c.task_id.in_(task_ids))
+            )
+            return conn.execute(
+                sa.delete(jobs).where(jobs.c.id.in_(task_ids), jobs.c.source == TASK_SOURCE)
+            ).rowcount
 
     def get(self, task_id: str) -> TaskView | None:
         """The task, whoever owns it; None when there is no task with that id."""
