@@ -243,3 +243,58 @@ def test_network_status(client: TestClient) -> None:
     assert by_type["text-translation"]["workers_online"] == 0
     assert by_type["text-translation"]["pending"] == 1
     assert by_type["transcription"]["pending"] == 1
+
+
+def scrape(client: TestClient, path: str = "/metrics") -> dict[tuple[str, tuple[Any, ...]], float]:
+    reply = client.get(path, headers=ADMIN)
+    assert reply.status_code == 200, reply.text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_follow_the_queue_as_items_are_submitted_and_completed(
+    client: TestClient,
+) -> None:
+    """/metrics (and /api/v1/metrics): the queue-depth gauge, the age of the oldest pending
+    item, per-worker results and failures, and the latency of the answers themselves."""
+    pending = ("hivescribe_items", (("status", "pending"), ("task_type", "summarization")))
+    assert pending not in scrape(client)
+    alice = account(client, "alice")
+    for n in range(3):
+        submit(client, "summarization", alice, text=f"Text number {n}.")
+    first = scrape(client)
+    assert first[pending] == 3
+    age = ("hivescribe_oldest_pending_age_seconds", (("task_type", "summarization"),))
+    assert 0 <= first[age] < 60
+
+    deliver(client, "box-1", claim(client, "box-1", ["summarization"]), 1.0)
+    lease = claim(client, "box-1", ["summarization"])
+    failure = {"item_id": lease["item_id"], "token": lease["token"], "error": "bad input"}
+    failed = client.post(
+        f"{API}/worker/fail",
+        json={"worker_id": "box-1", "failures": [{**failure, "permanent": True}]},
+        headers=WORKER,
+    )
+    assert failed.json()["accepted"] == [lease["item_id"]]
+
+    after = scrape(client, f"{API}/metrics")
+    assert after[pending] == 1
+    done = ("hivescribe_items", (("status", "done"), ("task_type", "summarization")))
+    assert after[done] == 1
+    assert after[("hivescribe_worker_results_total", (("worker_id", "box-1"),))] == 1
+    assert after[("hivescribe_worker_failures_total", (("worker_id", "box-1"),))] == 1
+    assert after[("hivescribe_leases_overdue", ())] == 0
+    assert after[("hivescribe_leases_expired_total", ())] == 0
+    claims = (
+        "hivescribe_http_request_duration_seconds_count",
+        (("method", "POST"), ("route", "/api/v1/worker/claim")),
+    )
+    assert after[claims] == 2
+    status = (
+        "hivescribe_http_request_duration_seconds_count",
+        (("method", "POST"), ("route", "/api/v1/summarization")),
+    )
+    assert after[status] == 3

@@ -30,6 +30,7 @@ from hivescribe.coordinator import (
 from hivescribe.coordinator.callbacks import Callbacks, delete_expired
 from hivescribe.coordinator.deps import Coordinator
 from hivescribe.coordinator.ratelimit import RateLimitMiddleware, TokenBuckets
+from hivescribe.coordinator.telemetry import LatencyMiddleware
 from hivescribe.dataset import Checkpointer, checkpoint
 from hivescribe.domain.errors import AuthError, HivescribeError
 
@@ -98,6 +99,9 @@ def create_app(coord: Coordinator) -> FastAPI:
             exempt=coord.auth.admin_digests(),
         )
 
+    # Added last, so it runs first: it times every answer, refusals included.
+    app.add_middleware(LatencyMiddleware, telemetry=coord.telemetry)
+
     @app.exception_handler(HivescribeError)
     async def on_error(request: Request, exc: HivescribeError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) else None
@@ -126,6 +130,7 @@ async def _reap_forever(coord: Coordinator) -> None:
             log.exception("lease reaper failed; trying again")
             continue
         if reaped:
+            coord.telemetry.leases_expired.inc(reaped)
             log.info("requeued %d items whose lease expired", reaped)
             coord.service.notify_work()
 

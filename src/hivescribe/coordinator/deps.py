@@ -17,6 +17,7 @@ from hivescribe.config import OrchestratorConfig, StorageConfig
 from hivescribe.coordinator.auth import Principal, Role, TokenAuth, bearer_token
 from hivescribe.coordinator.protocol import UploadBody
 from hivescribe.coordinator.service import WorkerService
+from hivescribe.coordinator.telemetry import Telemetry
 from hivescribe.domain import ValidationError
 from hivescribe.store import Store
 
@@ -30,21 +31,24 @@ class Coordinator:
     blobs: BlobStore
     uploads: UploadDesk
     webhook_key: bytes  # each account's webhook secret is derived from it
+    telemetry: Telemetry
 
     @classmethod
     def build(cls, config: OrchestratorConfig, store: Store) -> Coordinator:
         blobs = blob_store(config.storage)
         store.queue.max_running_tasks = config.tasks.max_running
+        telemetry = Telemetry()
         return cls(
             config=config,
             store=store,
             auth=TokenAuth(config.auth, store.users),
-            service=WorkerService(store, config, blobs=blobs),
+            service=WorkerService(store, config, blobs=blobs, telemetry=telemetry),
             blobs=blobs,
             uploads=UploadDesk(
                 blobs, max_bytes=config.max_upload_bytes, ttl_s=config.storage.presign_ttl_s
             ),
             webhook_key=webhook_signing_key(config),
+            telemetry=telemetry,
         )
 
     async def issue_upload(

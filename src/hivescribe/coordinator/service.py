@@ -21,6 +21,7 @@ from hivescribe.blobs import BlobStore, check_result_blobs
 from hivescribe.config import OrchestratorConfig
 from hivescribe.coordinator.auth import Principal
 from hivescribe.coordinator.protocol import Capabilities, FailureBody, LeaseRefIn, ResultBody
+from hivescribe.coordinator.telemetry import Telemetry
 from hivescribe.domain import TASK_TYPES, NotFoundError, ValidationError
 from hivescribe.domain.inputs import served_name
 from hivescribe.store import FailureIn, Lease, LeaseRef, ResultIn, Store
@@ -43,11 +44,16 @@ class WorkerSession:
 
 class WorkerService:
     def __init__(
-        self, store: Store, config: OrchestratorConfig, blobs: BlobStore | None = None
+        self,
+        store: Store,
+        config: OrchestratorConfig,
+        blobs: BlobStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.blobs = blobs  # presigns inputs and checks result blobs, when given
+        self.telemetry = telemetry or Telemetry()
         self._wake: asyncio.Event | None = None
         self._http_seen: dict[str, float] = {}
 
@@ -179,6 +185,8 @@ class WorkerService:
             lambda: self.store.queue.complete(session.worker_id, session.contributor_id, results)
         )
         self._forget(session, ack.accepted + ack.stale)
+        if ack.accepted:
+            self.telemetry.worker_results.labels(session.worker_id).inc(len(ack.accepted))
         return {"accepted": ack.accepted, "stale": ack.stale}
 
     async def fail(self, session: WorkerSession, failures: Sequence[FailureBody]) -> dict[str, Any]:
@@ -186,6 +194,7 @@ class WorkerService:
         ack = await to_thread.run_sync(lambda: self.store.queue.fail(session.worker_id, items))
         self._forget(session, ack.accepted + ack.stale)
         if ack.accepted:
+            self.telemetry.worker_failures.labels(session.worker_id).inc(len(ack.accepted))
             self.notify_work()
         return {"accepted": ack.accepted, "stale": ack.stale}
 

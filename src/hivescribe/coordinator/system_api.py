@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,6 +98,20 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     workers.add_metric(["online"], snap.workers_online)
     workers.add_metric(["offline"], snap.workers_offline)
     yield workers
+    now = time.time()
+    age = GaugeMetricFamily(
+        "hivescribe_oldest_pending_age_seconds",
+        "How long the oldest pending item of each task type has been queued",
+        labels=["task_type"],
+    )
+    for task_type, queued_at in sorted(snap.oldest_pending.items()):
+        age.add_metric([task_type], max(0.0, now - queued_at))
+    yield age
+    yield GaugeMetricFamily(
+        "hivescribe_leases_overdue",
+        "Leases past their expiry, not yet taken back by the reaper",
+        value=snap.leases_overdue,
+    )
     tasks = GaugeMetricFamily("hivescribe_tasks", "API tasks by status", labels=["status"])
     for status, n in snap.tasks.items():
         tasks.add_metric([status], n)
@@ -116,17 +131,24 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield sizes
 
 
-@router.get(
-    "/api/v1/metrics",
-    summary="Prometheus metrics, read from the database on each scrape (admin)",
-    response_class=Response,
-    responses={200: {"content": {TEXT_FORMAT: {}}}, **errors(401, 403, 422)},
-)
 async def metrics(request: Request, principal: Principal = Depends(admin_principal)) -> Response:
+    coord = coordinator(request)
     registry = CollectorRegistry()
-    registry.register(StoreCollector(coordinator(request).store))
-    body = await to_thread.run_sync(generate_latest, registry)
-    return Response(body, media_type=TEXT_FORMAT)
+    registry.register(StoreCollector(coord.store))
+    from_store = await to_thread.run_sync(generate_latest, registry)
+    return Response(from_store + generate_latest(coord.telemetry.registry), media_type=TEXT_FORMAT)
+
+
+for _path in ("/metrics", "/api/v1/metrics"):
+    router.add_api_route(
+        _path,
+        metrics,
+        methods=["GET"],
+        summary="Prometheus metrics: the database's figures read on each scrape, and this "
+        "process's counters (admin)",
+        response_class=Response,
+        responses={200: {"content": {TEXT_FORMAT: {}}}, **errors(401, 403, 422)},
+    )
 
 
 class Count(BaseModel):

@@ -6,6 +6,7 @@ queries per call: /api/v1/metrics reads them on every scrape.
 from __future__ import annotations
 
 import statistics
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ class Snapshot:
     workers_offline: int
     tasks: dict[str, int]  # API task status (pending, processing, ...) -> tasks
     files: list[FileCount]  # task files per type and role
+    oldest_pending: dict[str, float]  # task type -> when its oldest pending item was queued
+    leases_overdue: int  # leases past their expiry that the reaper has not taken back yet
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,22 @@ class StatsStore:
             .where(jobs.c.source == TASK_SOURCE)
             .group_by(jobs.c.cancelled, items.c.status)
         )
+        oldest = (
+            sa.select(items.c.task_type, sa.func.min(items.c.created_at))
+            .where(items.c.status == ItemStatus.PENDING.value)
+            .group_by(items.c.task_type)
+        )
+        overdue = (
+            sa.select(sa.func.count())
+            .select_from(items)
+            .where(
+                items.c.status == ItemStatus.LEASED.value, items.c.lease_expires_at < time.time()
+            )
+        )
         with self.db.read() as conn:
             item_counts = {(t, s): int(n) for t, s, n in conn.execute(by_task)}
+            oldest_pending = {t: float(at) for t, at in conn.execute(oldest)}
+            leases_overdue = int(conn.execute(overdue).scalar_one())
             job_count = conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
             result_count = conn.execute(
                 sa.select(sa.func.count()).select_from(results)
@@ -110,6 +127,8 @@ class StatsStore:
             workers_offline=online.get(False, 0),
             tasks=tasks,
             files=self.files.stats(None),
+            oldest_pending=oldest_pending,
+            leases_overdue=leases_overdue,
         )
 
     def performance(self) -> list[WorkerPerformance]:
