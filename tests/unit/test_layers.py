@@ -26,6 +26,8 @@ ALLOWED = {
     # it checks a task's model_id against the model registry (backends/registry.py, plain data)
     "coordinator": {"domain", "store", "blobs", "config", "sources", "dataset", "backends"},
     "config": {"domain"},
+    # the TUI is a remote client: it reads the API over HTTP, never the store
+    "monitor": {"domain", "client", "config"},
 }
 
 

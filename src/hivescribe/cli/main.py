@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from hivescribe import __version__
-from hivescribe.cli import certs, jobs_cmd, run_cmd, serve, users_cmd, worker_cmd
+from hivescribe.cli import certs, jobs_cmd, monitor_cmd, run_cmd, serve, users_cmd, worker_cmd
 from hivescribe.cli.common import ConfigOpt, friendly_errors, settings_from
 
 app = typer.Typer(
@@ -17,8 +17,8 @@ app = typer.Typer(
         "Run AI media work (captions, transcripts, subtitles, translation, speech, OCR) across "
         "many machines without losing or doubling a result.\n\n"
         "Start a coordinator with `hivescribe orchestrator`, connect `hivescribe worker`s, "
-        "`hivescribe submit` work, watch it with `hivescribe status`, and `hivescribe export` "
-        "the dataset."
+        "`hivescribe submit` work, watch it with `hivescribe status` or `hivescribe monitor`, "
+        "and `hivescribe export` the dataset."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -30,6 +30,7 @@ app.add_typer(worker_cmd.worker_app, name="worker")
 app.command("submit")(jobs_cmd.submit)
 app.command("status")(jobs_cmd.status)
 app.add_typer(jobs_cmd.jobs_app, name="jobs")
+app.command("monitor")(monitor_cmd.monitor)
 app.add_typer(users_cmd.users_app, name="users")
 app.command("generate-cert")(certs.generate_cert)
 
