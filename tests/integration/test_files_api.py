@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.acceptance import test_s3 as s3_support
-from tests.app_clients import MakeClient, app_clients
+from tests.app_clients import app_clients
 from tests.task_api import (
     ADMIN,
     ADMIN_TOKEN,
@@ -42,19 +41,6 @@ from tests.task_api import (
 from hivescribe.blobs import parse_output_key
 from hivescribe.coordinator import Coordinator
 from hivescribe.store.files import EXTENSION_TYPES, output_file_type
-
-
-@pytest.fixture
-def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
-    tokens = {"admin_token": ADMIN_TOKEN, "worker_token": WORKER_TOKEN}
-    with app_clients(database_url, tmp_path, **tokens) as make:
-        yield make
-
-
-@pytest.fixture
-def client(make_client: MakeClient) -> TestClient:
-    return make_client(tasks=NO_TASK_LIMIT)
-
 
 # -- helpers ----------------------------------------------------------------------------------
 

@@ -5,19 +5,15 @@ with prometheus_client's own parser).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from tests.app_clients import app_clients
 from tests.task_api import (
     ADMIN,
     ADMIN_TOKEN,
     API,
-    NO_TASK_LIMIT,
     WAV,
     WORKER,
     WORKER_TOKEN,
@@ -25,13 +21,6 @@ from tests.task_api import (
 )
 
 from hivescribe import __version__
-
-
-@pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    tokens = {"admin_token": ADMIN_TOKEN, "worker_token": WORKER_TOKEN}
-    with app_clients(database_url, tmp_path, **tokens) as make:
-        yield make(tasks=NO_TASK_LIMIT)
 
 
 def account(client: TestClient, username: str, *roles: str) -> dict[str, str]:

@@ -11,17 +11,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.app_clients import MakeClient, app_clients
+from tests.app_clients import MakeClient
 from tests.integration.test_task_policies import claim, complete, fail
 from tests.task_api import (
-    ADMIN_TOKEN,
     API,
-    WORKER_TOKEN,
     problem,
     submit,
     user_key,
@@ -74,14 +71,6 @@ def receiver() -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
-    with app_clients(
-        database_url, tmp_path, admin_token=ADMIN_TOKEN, worker_token=WORKER_TOKEN
-    ) as make:
-        yield make
 
 
 def wait_for(predicate: Any, timeout_s: float = 20.0) -> Any:

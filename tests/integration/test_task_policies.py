@@ -8,21 +8,16 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from fastapi.testclient import TestClient
-from tests.app_clients import MakeClient, app_clients
+from tests.app_clients import MakeClient
 from tests.task_api import (
     ADMIN,
-    ADMIN_TOKEN,
     API,
     WAV,
     WORKER,
-    WORKER_TOKEN,
     problem,
     submit,
     translation,
@@ -33,14 +28,6 @@ from hivescribe.coordinator import Coordinator
 from hivescribe.coordinator.callbacks import delete_expired
 from hivescribe.domain import TooManyRequestsError
 from hivescribe.store import NewItem
-
-
-@pytest.fixture
-def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
-    with app_clients(
-        database_url, tmp_path, admin_token=ADMIN_TOKEN, worker_token=WORKER_TOKEN
-    ) as make:
-        yield make
 
 
 def coordinator_of(client: TestClient) -> Coordinator:

@@ -10,16 +10,13 @@ worker HTTP protocol.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.app_clients import MakeClient, app_clients
+from tests.app_clients import MakeClient
 from tests.task_api import (
     ADMIN,
-    ADMIN_TOKEN,
     API,
     MISSING,
     MP4,
@@ -28,7 +25,6 @@ from tests.task_api import (
     PNG,
     WAV,
     WORKER,
-    WORKER_TOKEN,
     problem,
     register,
     submit,
@@ -39,18 +35,6 @@ from tests.task_api import (
 
 from hivescribe.coordinator import Coordinator
 from hivescribe.domain.inputs import MAX_INLINE_TEXT
-
-
-@pytest.fixture
-def make_client(database_url: str, tmp_path: Path) -> Iterator[MakeClient]:
-    tokens = {"admin_token": ADMIN_TOKEN, "worker_token": WORKER_TOKEN}
-    with app_clients(database_url, tmp_path, **tokens) as make:
-        yield make
-
-
-@pytest.fixture
-def client(make_client: MakeClient) -> TestClient:
-    return make_client(tasks=NO_TASK_LIMIT)
 
 
 def grant(client: TestClient, user_id: str, **change: list[str]) -> None:
