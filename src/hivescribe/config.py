@@ -60,6 +60,9 @@ FLAG_ENV_VARS = frozenset(
         "HIVESCRIBE_CREDENTIALS",
         "HIVESCRIBE_ENROLLMENT_TOKEN",
         "HIVESCRIBE_ADMIN_KEY",
+        "HIVESCRIBE_STATUS_PORT",
+        "HIVESCRIBE_STATUS_HOST",
+        "HIVESCRIBE_NO_STATUS_UI",
     }
 )
 
@@ -220,6 +223,9 @@ class WorkerConfig(_Section):
     verify_ssl: bool = True
     state_dir: Path | None = None
     prefetch_batches: int = Field(2, ge=0, le=16)
+    status_port: int = Field(8001, ge=1, le=65535)  # the worker's own status page
+    status_host: str = "127.0.0.1"
+    status_ui: bool = True
 
 
 class MonitorConfig(_Section):

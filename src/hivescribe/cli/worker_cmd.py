@@ -131,6 +131,24 @@ def worker(
     heartbeat_interval: float | None = typer.Option(
         None, envvar="HIVESCRIBE_HEARTBEAT_INTERVAL", help="Seconds between heartbeats."
     ),
+    status_port: int | None = typer.Option(
+        None,
+        envvar="HIVESCRIBE_STATUS_PORT",
+        help="Port of this worker's own status page, http://HOST:PORT/ (default 8001; a busy "
+        "port costs a warning, not the worker).",
+    ),
+    status_host: str | None = typer.Option(
+        None,
+        envvar="HIVESCRIBE_STATUS_HOST",
+        help="Address the status page listens on (default 127.0.0.1: this machine only; "
+        "0.0.0.0 shows it to the network).",
+    ),
+    no_status_ui: bool = typer.Option(
+        False,
+        "--no-status-ui",
+        envvar="HIVESCRIBE_NO_STATUS_UI",
+        help="No status page: open no port at all.",
+    ),
     config: Path | None = ConfigOpt,
     log_level: str = typer.Option(
         "info", envvar="HIVESCRIBE_LOG_LEVEL", help="debug, info, warning or error."
@@ -170,6 +188,9 @@ def _run_worker(
     voices_dir: Path | None,
     no_verify_ssl: bool,
     heartbeat_interval: float | None,
+    status_port: int | None,
+    status_host: str | None,
+    no_status_ui: bool,
     config: Path | None,
     log_level: str,
 ) -> None:
@@ -203,6 +224,9 @@ def _run_worker(
                     "heartbeat_interval": heartbeat_interval,
                     "verify_ssl": False if no_verify_ssl else None,
                     "state_dir": state_dir,
+                    "status_port": status_port,
+                    "status_host": status_host,
+                    "status_ui": False if no_status_ui else None,
                 }
             },
         )
@@ -231,6 +255,7 @@ def _run_worker(
         # One instance per (backend, model): whisper serves audio and video with one model.
         loaded: dict[tuple[str, str | None], Backend] = {}
         backends = {}
+        backend_names: dict[str, str] = {}
         for task_type in cfg.tasks or available_task_types():
             try:
                 name, task_options = backend_for(task_type, options)
@@ -244,6 +269,7 @@ def _run_worker(
             if task_type not in loaded[key].task_types:
                 fail(f"backend {name!r} does not serve {task_type}")
             backends[task_type] = loaded[key]
+            backend_names[task_type] = name
         if not backends:
             fail(f"no installed backend serves --model {cfg.model!r}; see docs/models.md")
         if not cfg.server.startswith(("ws://", "wss://", "http://", "https://")):
@@ -259,6 +285,9 @@ def _run_worker(
                 heartbeat_interval_s=cfg.heartbeat_interval,
                 prefetch_batches=cfg.prefetch_batches,
                 backend_options=options,
+                status_port=cfg.status_port if cfg.status_ui else None,
+                status_host=cfg.status_host,
+                backend_names=backend_names,
             ),
             backends,
         )

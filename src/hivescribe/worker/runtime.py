@@ -34,6 +34,7 @@ from hivescribe.backends import (
 from hivescribe.worker.fetch import Fetcher, FetchError, FetchOptions
 from hivescribe.worker.outbox import Outbox
 from hivescribe.worker.state import StateDir
+from hivescribe.worker.status_page import StatusBoard, StatusServer, public_url, system_info
 from hivescribe.worker.transport import (
     AuthFailed,
     ConnectionLost,
@@ -61,6 +62,9 @@ class WorkerOptions:
     reconnect_max_s: float = 30.0
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     fetch: FetchOptions = field(default_factory=FetchOptions)  # inputs and output uploads
+    status_port: int | None = None  # the worker's own status page; None: no page, no port
+    status_host: str = "127.0.0.1"
+    backend_names: dict[str, str] = field(default_factory=dict)  # task type -> backend name
 
 
 class Worker:
@@ -81,6 +85,8 @@ class Worker:
         self._decoders = asyncio.Semaphore(options.decode_concurrency)
         self._fetcher = Fetcher(options.fetch)
         self._uploaded: dict[tuple[int, str], str] = {}  # (item_id, token) -> output blob_key
+        self.worker_id = ""
+        self.board = StatusBoard()  # what the status page shows
 
     def request_stop(self) -> None:
         """Finish the current batch, submit, give back the rest, and return from run()."""
@@ -96,10 +102,41 @@ class Worker:
             "version": __version__,
         }
 
+    def status(self) -> dict[str, Any]:
+        """The status page's document (never the token)."""
+        return {
+            "worker": {
+                "name": self.options.name,
+                "id": self.worker_id,
+                "server": public_url(self.options.server),
+                "connected": self._online.is_set(),
+                "tasks": sorted(self.backends),
+                "batch_size": self.options.batch_size,
+                "device": self.options.backend_options.device,
+                "version": __version__,
+                "started": self.board.started,
+            },
+            "backends": [
+                {
+                    "task_type": task,
+                    "backend": self.options.backend_names.get(task, type(backend).__name__),
+                    "models": backend.models,
+                }
+                for task, backend in sorted(self.backends.items())
+            ],
+            "stats": dict(self.stats),
+            **self.board.snapshot(),
+            "system": system_info(),
+        }
+
     async def run(self) -> None:
         state = StateDir(self.options.state_dir)
         self._outbox = Outbox(state.outbox_path)
         self.worker_id = state.worker_id
+        page = None
+        if self.options.status_port is not None:
+            page = StatusServer(self.status, self.options.status_host, self.options.status_port)
+            await page.start()
         try:
             for backend in self.backends.values():
                 await to_thread.run_sync(backend.load)
@@ -114,6 +151,8 @@ class Worker:
                     task.cancel()
                 await asyncio.gather(runner, submitter, return_exceptions=True)
         finally:
+            if page is not None:
+                await page.close()
             self._outbox.close()
             state.close()
             await self._fetcher.aclose()
@@ -267,10 +306,12 @@ class Worker:
                 if not live:
                     continue
                 self._running = {i.item_id for i in live}
+                self.board.batch_started([(i.item_id, i.item_key, i.task_type) for i in live])
                 await to_thread.run_sync(self._run_and_record, live)
                 self._outbox_changed.set()
             finally:
                 self._running = set()
+                self.board.batch_ended()
                 self._slots.release()
 
     def _run_and_record(self, items: list[WorkItem]) -> None:
@@ -314,6 +355,7 @@ class Worker:
                 if outcome.blob is not None:  # uploaded by _flush, before the result is sent
                     result[_BLOB] = self._spool_output(item, outcome)
                 results.append(result)
+                self.board.finished(item.item_id, item.item_key, item.task_type)
             else:
                 failures.append((item, outcome))
         if results:
@@ -325,6 +367,8 @@ class Worker:
     def _record_failures(self, failures: list[tuple[WorkItem, Failure]]) -> None:
         if not failures:
             return
+        for item, f in failures:
+            self.board.finished(item.item_id, item.item_key, item.task_type, f.error)
         assert self._outbox is not None
         self._outbox.put(
             "fail",
