@@ -114,11 +114,7 @@ def test_prometheus_text_has_the_right_values(client: TestClient) -> None:
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "# HELP hivescribe_items " in reply.text
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(reply.text)
-        for s in family.samples
-    }
+    samples = scrape(client, f"{API}/metrics")
 
     def value(name: str, **labels: str) -> float:
         return samples[(name, tuple(sorted(labels.items())))]

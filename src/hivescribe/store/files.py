@@ -24,7 +24,7 @@ from hivescribe.domain import ItemStatus, TaskType
 from hivescribe.store._sql import loads
 from hivescribe.store.db import Database
 from hivescribe.store.schema import items, jobs, results
-from hivescribe.store.tasks import TASK_SOURCE, TaskView, _query, _view
+from hivescribe.store.tasks import TASK_SOURCE, TaskView, task_query, task_view
 
 __all__ = [
     "FILE_TYPES",
@@ -194,7 +194,7 @@ class FileStore:
 
 def _task_query() -> sa.Select[Any]:
     """store.tasks' query of a task, plus its item's input (where an input file's key is)."""
-    return _query().add_columns(items.c.input.label("item_input"))
+    return task_query().add_columns(items.c.input.label("item_input"))
 
 
 def _inputs() -> sa.Select[Any]:
@@ -269,7 +269,7 @@ def _json_int(conn: Connection, column: sa.ColumnElement[Any], *path: str) -> An
 
 
 def _file(row: Any, role: str) -> FileView | None:
-    view = _view(row)
+    view = task_view(row)
     if role == "input":
         return _input_file(view, loads(row.item_input))
     return _output_file(view)

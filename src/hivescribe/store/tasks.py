@@ -23,7 +23,16 @@ from hivescribe.store.jobs import JobStore, NewItem
 from hivescribe.store.schema import items, jobs, results, webhook_deliveries
 from hivescribe.store.webhooks import WebhookStore
 
-__all__ = ["TASK_DATASET", "TASK_SOURCE", "ExpiredTask", "TaskResult", "TaskStore", "TaskView"]
+__all__ = [
+    "TASK_DATASET",
+    "TASK_SOURCE",
+    "ExpiredTask",
+    "TaskResult",
+    "TaskStore",
+    "TaskView",
+    "task_query",
+    "task_view",
+]
 
 TASK_SOURCE = "api:task"  # jobs.source of every task
 TASK_DATASET = "api-tasks"  # the dataset their results are exported under
@@ -186,8 +195,8 @@ class TaskStore:
     def get(self, task_id: str) -> TaskView | None:
         """The task, whoever owns it; None when there is no task with that id."""
         with self.db.read() as conn:
-            row = conn.execute(_query().where(jobs.c.id == task_id)).one_or_none()
-        return None if row is None else _view(row)
+            row = conn.execute(task_query().where(jobs.c.id == task_id)).one_or_none()
+        return None if row is None else task_view(row)
 
     def list(
         self,
@@ -205,7 +214,7 @@ class TaskStore:
         if status is not None:
             conditions.append(items.c.status == status)
         page = (
-            _query()
+            task_query()
             .where(*conditions)
             .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
             .limit(limit)
@@ -219,10 +228,11 @@ class TaskStore:
         with self.db.read() as conn:
             rows = conn.execute(page).all()
             total = conn.execute(count).scalar_one()
-        return [_view(row) for row in rows], int(total)
+        return [task_view(row) for row in rows], int(total)
 
 
-def _query() -> sa.Select[Any]:
+def task_query() -> sa.Select[Any]:
+    """One row per task: its job, its item and its result (store/files.py adds columns)."""
     return (
         sa.select(
             jobs.c.id,
@@ -256,7 +266,7 @@ def _query() -> sa.Select[Any]:
     )
 
 
-def _view(row: Any) -> TaskView:
+def task_view(row: Any) -> TaskView:
     if row.item_status is None:  # the job was made but its item not yet added
         status = "cancelled" if row.cancelled else "pending"
     else:

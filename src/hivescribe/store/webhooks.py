@@ -79,8 +79,9 @@ class WebhookStore:
         return delivery_id
 
     def settle(self, limit: int = 500) -> int:
-        """Make the deliveries of tasks that have finished due now; returns how many."""
-        now = self.clock()
+        """Make the deliveries of tasks that have finished due now; returns how many. It is
+        asked every second: a read finds whether there is anything to do, so an idle
+        coordinator takes no write lock for it."""
         query = (
             sa.select(webhook_deliveries.c.id, items.c.status)
             .select_from(
@@ -92,6 +93,10 @@ class WebhookStore:
             )
             .limit(limit)
         )
+        with self.db.read() as conn:
+            if not conn.execute(query).first():
+                return 0
+        now = self.clock()
         with self.db.write() as conn:
             if not self.db.is_sqlite:
                 query = query.with_for_update(of=webhook_deliveries, skip_locked=True)
@@ -111,14 +116,19 @@ class WebhookStore:
 
     def take_due(self, lease_s: float, limit: int = 50) -> list[Delivery]:
         """Due deliveries, each put off by ``lease_s`` so nobody else takes it meanwhile (a
-        sender that dies mid-attempt leaves it due again once the lease has passed)."""
+        sender that dies mid-attempt leaves it due again once the lease has passed). Like
+        ``settle``, it writes only when a read finds something due."""
         now = self.clock()
+        due = (
+            webhook_deliveries.c.state == DeliveryState.PENDING,
+            webhook_deliveries.c.next_attempt_at <= now,
+        )
+        with self.db.read() as conn:
+            if not conn.execute(sa.select(webhook_deliveries.c.id).where(*due).limit(1)).first():
+                return []
         query = (
             sa.select(webhook_deliveries)
-            .where(
-                webhook_deliveries.c.state == DeliveryState.PENDING,
-                webhook_deliveries.c.next_attempt_at <= now,
-            )
+            .where(*due)
             .order_by(webhook_deliveries.c.next_attempt_at)
             .limit(limit)
         )
