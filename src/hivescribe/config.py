@@ -47,6 +47,7 @@ FLAG_ENV_VARS = frozenset(
         "HIVESCRIBE_DEVICE",
         "HIVESCRIBE_COMPUTE_TYPE",
         "HIVESCRIBE_NO_VERIFY_SSL",
+        "HIVESCRIBE_NO_PROGRESS",
         "HIVESCRIBE_HEARTBEAT_INTERVAL",
         "HIVESCRIBE_BACKEND",
         "HIVESCRIBE_ENDPOINT",
@@ -188,6 +189,19 @@ class WebhooksConfig(_Section):
     timeout_s: float = Field(10.0, gt=0, le=300)
 
 
+class DashboardConfig(_Section):
+    """The web dashboard at /dashboard and its live feed (/api/v1/dashboard/live)."""
+
+    enabled: bool = True
+    # How often each open dashboard gets a fresh view of workers and leases.
+    refresh_s: float = Field(2.0, ge=0.1, le=60)
+    # How often item counts (queue, jobs) and the leaderboard, which read whole tables, are
+    # re-read for it; never more often than refresh_s.
+    counts_every_s: float = Field(5.0, ge=0.1, le=600)
+    # A worker not heard from for this long shows as offline, whatever its connection says.
+    offline_after_s: float = Field(90.0, gt=0, le=86400)
+
+
 class OrchestratorConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=1, le=65535)
@@ -207,6 +221,7 @@ class OrchestratorConfig(_Section):
     rate_limit: RateLimitConfig = RateLimitConfig()
     tasks: TasksConfig = TasksConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
 
 class WorkerConfig(_Section):

@@ -1,9 +1,16 @@
-"""The backend interface: load a model once, then process batches of work items."""
+"""The backend interface: load a model once, then process batches of work items.
+
+A backend that knows how far it is with an item (segments of a recording, pages of a document)
+may say so with ``item.report_progress(percent)``; one that says nothing works as well."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+# Called with a percent (0..100) and optional details (at most 500 characters are kept).
+ProgressCallback = Callable[[float, str | None], None]
 
 
 class InputError(Exception):
@@ -23,6 +30,13 @@ class WorkItem:
     data: bytes | None = None  # fetched bytes (files, URLs)
     filename: str | None = None
     decoded: Any = None  # what Backend.prepare made of the input (audio samples, an image)
+    # Set by the worker while the item runs; it sends the latest a couple of times a second.
+    on_progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
+
+    def report_progress(self, percent: float, details: str | None = None) -> None:
+        """Say how far the model is with this item; cheap enough to call for every segment."""
+        if self.on_progress is not None:
+            self.on_progress(min(100.0, max(0.0, float(percent))), details)
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """echo: returns its input after ``delay_ms``. A tool for smoke tests and benchmarks, not a model.
 
+While it waits it reports progress every PROGRESS_STEP_S (the percent of the delay gone), so
+tests can watch live progress end to end.
+
 Text comes back as ``{"text": ...}``; bytes as their size and SHA-256. Items whose key is in
 ``fail_keys`` fail permanently, to exercise failure paths end to end. With ``blob_output: true``
 the input's bytes (text as UTF-8) also come back as an output file named ``<item_key>.bin``,
@@ -13,6 +16,8 @@ import time
 
 from hivescribe.backends.base import Backend, Failure, Outcome, Success, WorkItem
 
+PROGRESS_STEP_S = 0.1
+
 
 class EchoBackend(Backend):
     task_types = ("echo",)
@@ -24,7 +29,7 @@ class EchoBackend(Backend):
     def process_one(self, item: WorkItem) -> Outcome:
         delay_ms = int(item.params.get("delay_ms", 0))
         if delay_ms:
-            time.sleep(delay_ms / 1000)
+            _wait_reporting(item, delay_ms / 1000)
         if item.item_key in item.params.get("fail_keys", ()):
             return Failure("echo: this item is listed in fail_keys", permanent=True)
         if item.text is not None:
@@ -38,3 +43,10 @@ class EchoBackend(Backend):
             outcome.blob = data
             outcome.blob_name = f"{item.item_key}.bin"
         return outcome
+
+
+def _wait_reporting(item: WorkItem, delay_s: float) -> None:
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < delay_s:
+        item.report_progress(100 * elapsed / delay_s, f"{elapsed:.1f} of {delay_s:.1f} s")
+        time.sleep(min(PROGRESS_STEP_S, delay_s - elapsed))

@@ -18,6 +18,7 @@ into chunks that overlap, and the chunks' words are stitched so no word is lost 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn
@@ -130,11 +131,17 @@ class WhisperBackend(Backend):
         options = _options(item.params)
         chunk_s, overlap_s = _chunking(item.params)
         duration = samples.size / SAMPLE_RATE
+
+        def heard_until(end_s: float) -> None:  # segments arrive as they are decoded
+            item.report_progress(
+                100 * end_s / max(duration, 1e-3), f"{end_s:.0f} of {duration:.0f} s"
+            )
+
         if duration <= chunk_s:
-            segments, language, probability = self._transcribe(samples, 0.0, options)
+            segments, language, probability = self._transcribe(samples, 0.0, options, heard_until)
         else:
             segments, language, probability = self._transcribe_long(
-                samples, chunk_s, overlap_s, options
+                samples, chunk_s, overlap_s, options, heard_until
             )
         with_words = bool(options["word_timestamps"])
         output_segments = [_segment_dict(s, with_words) for s in segments]
@@ -149,29 +156,41 @@ class WhisperBackend(Backend):
         return Success(output, text=text, model=self.model_id, quality_score=_confidence(segments))
 
     def _transcribe(
-        self, samples: np.ndarray, offset: float, options: dict[str, Any]
+        self,
+        samples: np.ndarray,
+        offset: float,
+        options: dict[str, Any],
+        heard_until: Callable[[float], None],
     ) -> tuple[list[Segment], str, float]:
-        """One call to faster-whisper; segment and word times shifted by ``offset`` seconds."""
+        """One call to faster-whisper; segment and word times shifted by ``offset`` seconds.
+        ``heard_until`` is told each segment's end as the generator yields it."""
         self.load()
         assert self._model is not None
         found, info = self._model.transcribe(samples, **options)
-        segments = [
-            Segment(
-                float(s.start) + offset,
-                float(s.end) + offset,
-                s.text,
-                [
-                    Word(float(w.start) + offset, float(w.end) + offset, w.word, w.probability)
-                    for w in s.words or ()
-                ],
-                float(s.avg_logprob),
+        segments = []
+        for s in found:
+            segments.append(
+                Segment(
+                    float(s.start) + offset,
+                    float(s.end) + offset,
+                    s.text,
+                    [
+                        Word(float(w.start) + offset, float(w.end) + offset, w.word, w.probability)
+                        for w in s.words or ()
+                    ],
+                    float(s.avg_logprob),
+                )
             )
-            for s in found
-        ]
+            heard_until(segments[-1].end)
         return segments, info.language, float(info.language_probability)
 
     def _transcribe_long(
-        self, samples: np.ndarray, chunk_s: float, overlap_s: float, options: dict[str, Any]
+        self,
+        samples: np.ndarray,
+        chunk_s: float,
+        overlap_s: float,
+        options: dict[str, Any],
+        heard_until: Callable[[float], None],
     ) -> tuple[list[Segment], str, float]:
         """Chunks cut at pauses, each transcribed with word times, stitched at the seams. The
         language found in the first chunk is used for the rest, so all chunks agree."""
@@ -182,7 +201,7 @@ class WhisperBackend(Backend):
         language, probability = "", 0.0
         for n, chunk in enumerate(chunks):
             piece = samples[int(chunk.start * SAMPLE_RATE) : int(chunk.end * SAMPLE_RATE)]
-            segments, found, p = self._transcribe(piece, chunk.start, options)
+            segments, found, p = self._transcribe(piece, chunk.start, options, heard_until)
             if n == 0:
                 language, probability = found, p
                 options["language"] = language

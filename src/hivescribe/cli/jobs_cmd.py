@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from hivescribe.cli.common import (
@@ -19,6 +20,7 @@ from hivescribe.cli.common import (
     friendly_errors,
     print_json,
 )
+from hivescribe.cli.progress import NoProgressOpt, bars, stderr_console
 
 ServerOpt = typer.Option(
     ..., envvar="HIVESCRIBE_SERVER", help="Coordinator URL (http(s) or ws(s))."
@@ -92,10 +94,16 @@ def submit(
     upload: bool = typer.Option(
         True, help="Upload local files to the coordinator (--no-upload: it reads the same paths)."
     ),
-    as_json: bool = typer.Option(False, "--json", help='Print {"job_id": "..."} only.'),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"job_id": "..."} only (and draw no progress bar).'
+    ),
+    no_progress: bool = NoProgressOpt,
     no_verify_ssl: bool = NoVerifyOpt,
 ) -> None:
     """Create a job on a running coordinator from a source, streaming its items in batches.
+
+    A progress bar on stderr counts the items sent; its total, rate and ETA appear once a
+    second pass over the source, in the background, has counted them.
 
     Example: hivescribe submit --server http://localhost:8765 --token ADMIN --task echo
     --source lines.csv --param delay_ms=5
@@ -114,36 +122,74 @@ def submit(
         params = _parse_params(
             param, source_language=source_language, target_language=target_language, voice=voice
         )
-        client = _client(server, token, no_verify_ssl)
-        job_id = client.create_job(
-            task_type=task,
-            dataset=dataset or src.dataset,
-            params=params,
-            priority=priority,
-            replication=replication,
-            source=str(source),
-        )
-        progress = Progress(
-            TextColumn("submitting"),
-            BarColumn(),
-            TextColumn("{task.completed:,} items"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=as_json,
-        )
-        added = 0
-        with progress:
-            bar = progress.add_task("items", total=None)
+        with _client(server, token, no_verify_ssl) as client:
+            job_id = client.create_job(
+                task_type=task,
+                dataset=dataset or src.dataset,
+                params=params,
+                priority=priority,
+                replication=replication,
+                source=str(source),
+            )
+            console = stderr_console()
+            added = _send(client, job_id, src, upload, bars(console, no_progress or as_json))
+    if as_json:
+        print_json({"job_id": job_id})
+    else:
+        console.print(f"submitted {added:,} items to job")
+        print(job_id)
+
+
+def _send(client: Any, job_id: str, src: Any, upload: bool, progress: Progress) -> int:
+    """Add the source's items to the job in batches, under a bar; returns how many were new."""
+    added = sent = 0
+    with progress:
+        bar = progress.add_task("submitting", total=None)
+        counter = _SourceCounter(src, progress, bar)
+        if not progress.disable:
+            counter.start()
+        try:
             iterator = iter(src)
             while batch := list(islice(iterator, SUBMIT_BATCH)):
                 payload = [_item_payload(client, item, upload) for item in batch]
                 added += client.add_items(job_id, payload)
+                sent += len(batch)
                 progress.update(bar, advance=len(batch))
-    if as_json:
-        print_json({"job_id": job_id})
-    else:
-        Console(stderr=True).print(f"submitted {added:,} items to job", highlight=False)
-        print(job_id)
+        finally:
+            counter.stop()
+        progress.update(bar, total=sent)  # the count may trail, or the source have changed
+    return added
+
+
+class _SourceCounter:
+    """Gives the bar its total from a second pass over the source, beside the one that submits:
+    enumerating is cheap next to uploading, and the user sees counts at once instead of after
+    a first full pass. ``stop()`` ends it early; after it returns the bar is left alone."""
+
+    def __init__(self, src: Any, progress: Progress, bar: TaskID) -> None:
+        self._src, self._progress, self._bar = src, progress, bar
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()  # no total is set once stop() has returned
+
+    def start(self) -> None:
+        threading.Thread(target=self._count, name="count-source", daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+
+    def _count(self) -> None:
+        total = 0
+        try:
+            for _ in self._src:
+                if self._stopped.is_set():
+                    return
+                total += 1
+        except Exception:  # the submitting pass meets the same error and reports it
+            return
+        with self._lock:
+            if not self._stopped.is_set():
+                self._progress.update(self._bar, total=total)
 
 
 def _item_payload(client: Any, item: Any, upload: bool) -> dict[str, Any]:

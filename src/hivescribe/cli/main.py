@@ -10,6 +10,7 @@ import typer
 from hivescribe import __version__
 from hivescribe.cli import certs, jobs_cmd, monitor_cmd, run_cmd, serve, users_cmd, worker_cmd
 from hivescribe.cli.common import ConfigOpt, friendly_errors, settings_from
+from hivescribe.cli.progress import NoProgressOpt, bars, stderr_console
 
 app = typer.Typer(
     name="hivescribe",
@@ -65,14 +66,14 @@ def export(
         "HIVESCRIBE_ORCHESTRATOR__STORAGE__* name (default DATA_DIR/blobs).",
     ),
     config: Path | None = ConfigOpt,
+    no_progress: bool = NoProgressOpt,
 ) -> None:
     """Write the dataset from committed results only, streaming (memory stays flat in the
-    dataset's size). Files are replaced whole: a reader never sees half a file."""
-    import time
+    dataset's size). Files are replaced whole: a reader never sees half a file.
 
-    from rich.console import Console
-
-    from hivescribe.dataset import OUTPUTS_DIR, export_dataset
+    A progress bar per file on stderr counts the rows written against the rows the store holds
+    now; the summary goes to stdout."""
+    from hivescribe.dataset import OUTPUTS_DIR, expected_rows, export_dataset
     from hivescribe.store import Database, sqlite_url
 
     if fmt not in EXPORT_FORMATS:
@@ -84,19 +85,28 @@ def export(
         if database_url is None and not (data_dir / "hivescribe.db").exists():
             raise typer.BadParameter(f"no hivescribe.db in {data_dir}", param_hint="--data-dir")
         db = Database(database_url or sqlite_url(data_dir))
-        console = Console(stderr=True)
-        started = time.monotonic()
+        copy_outputs = outputs and fmt not in ("srt", "vtt")
         copied = {"files": 0, "missing": 0}
+        progress = bars(stderr_console(), no_progress, unit="rows")
         try:
-            with console.status(f"exporting {fmt}") as spinner:
+            with progress:
+                tasks = {}
+                if not progress.disable:  # the counts cost a pass over the tables: only for bars
+                    totals = expected_rows(db, fmt=fmt, job_id=job, outputs=copy_outputs)
+                    tasks = {name: progress.add_task(name, total=n) for name, n in totals.items()}
 
-                def progress(name: str, rows: int) -> None:
-                    rate = rows / max(time.monotonic() - started, 1e-6)
-                    spinner.update(f"{name}: {rows:,} rows written ({rate:,.0f} rows/s)")
+                def advance(name: str, rows: int) -> None:
+                    if name not in tasks:
+                        tasks[name] = progress.add_task(name, total=None)
+                    progress.update(tasks[name], completed=rows)
 
-                counts = export_dataset(db, output, fmt=fmt, job_id=job, progress=progress)
-                if outputs and fmt not in ("srt", "vtt"):
-                    copied = _export_outputs(db, output, config, data_dir, job, progress)
+                counts = export_dataset(db, output, fmt=fmt, job_id=job, progress=advance)
+                if copy_outputs:
+                    copied = _export_outputs(db, output, config, data_dir, job, advance)
+                # A file can end short of its total (results without segments, missing blobs)
+                # or, with results committed meanwhile, past it: the bars end at what was done.
+                for task in progress.tasks:
+                    progress.update(task.id, total=task.completed)
         finally:
             db.dispose()
     if fmt in ("srt", "vtt"):

@@ -17,15 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import TaskProgressColumn, TextColumn
 
 from hivescribe.cli.common import (
     SourceLanguageOpt,
@@ -35,6 +27,7 @@ from hivescribe.cli.common import (
     friendly_errors,
 )
 from hivescribe.cli.jobs_cmd import _parse_params
+from hivescribe.cli.progress import NoProgressOpt, bars, counted, spinner
 
 console = Console(stderr=True, highlight=False)
 SUBTITLED_TASKS = ("transcription", "video-transcription")
@@ -68,8 +61,12 @@ def run(
     batch_size: int = typer.Option(32, min=1, help="Items per claim."),
     device: str | None = typer.Option(None, help="Workers' device: cpu, cuda, cuda:1 or auto."),
     compute_type: str | None = typer.Option(None, help="float16, int8, ... (backend-specific)."),
+    no_progress: bool = NoProgressOpt,
 ) -> None:
     """Process PATH on this machine and write the dataset to DATA_DIR/dataset.
+
+    Progress on stderr: a count while the source is read, then a bar of items finished of
+    the job's total, with the failed count, rate and ETA. The summary prints either way.
 
     Examples:
 
@@ -134,8 +131,8 @@ def run(
                 source=source_id,
             )
         )
-        with console.status("reading the source"):
-            added = store.jobs.add_items(job_id, source)
+        with bars(console, no_progress) as reading:
+            added = store.jobs.add_items(job_id, counted(source, reading, "reading the source"))
         console.print(
             f"{'resuming' if job else 'created'} job {job_id}: {added:,} new items "
             f"({store.jobs.status(job_id)['total']:,} in all)"
@@ -155,7 +152,7 @@ def run(
         embedded.start()
         interrupted = False
         try:
-            _follow(store, job_id, procs)
+            _follow(store, job_id, procs, no_progress)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -163,7 +160,7 @@ def run(
             embedded.stop()
         status = store.jobs.status(job_id)
         out_dir = data_dir / "dataset"
-        with console.status("writing the dataset"):
+        with spinner(console, no_progress, "writing the dataset"):
             # The coordinator's last checkpoint wrote out_dir as it stopped; export only if not.
             if not (out_dir / "captions.parquet").exists():
                 export_dataset(store.db, out_dir)
@@ -235,33 +232,24 @@ def _die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _follow(store: Any, job_id: str, procs: list[subprocess.Popen[bytes]]) -> None:
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} items/s"),
-        TextColumn("[red]{task.fields[failed]} failed"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+def _follow(
+    store: Any, job_id: str, procs: list[subprocess.Popen[bytes]], no_progress: bool
+) -> None:
+    failed = TextColumn("[red]{task.fields[failed]:,} failed")
+    with bars(console, no_progress, TaskProgressColumn(), failed) as progress:
         counts = store.jobs.counts(job_id)
         total = sum(counts.values())
-        first = finished = counts["done"] + counts["failed"] + counts["cancelled"]
+        finished = counts["done"] + counts["failed"] + counts["cancelled"]
         bar = progress.add_task(
-            "processing", total=total, completed=finished, rate="-", failed=counts["failed"]
+            "processing", total=total, completed=finished, failed=counts["failed"]
         )
-        t0 = time.monotonic()
         while finished < total:
             time.sleep(0.5)
             if all(p.poll() is not None for p in procs):
                 fail("every worker process exited; see the logs in DATA_DIR/logs", 1)
             counts = store.jobs.counts(job_id)
             finished = counts["done"] + counts["failed"] + counts["cancelled"]
-            rate = (finished - first) / max(time.monotonic() - t0, 1e-6)
-            progress.update(bar, completed=finished, rate=f"{rate:,.1f}", failed=counts["failed"])
+            progress.update(bar, completed=finished, failed=counts["failed"])
 
 
 def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -19,8 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hivescribe import __version__
 from hivescribe.coordinator import (
     auth_api,
+    dashboard_api,
     files_api,
     jobs_api,
+    progress_api,
     system_api,
     tasks_api,
     worker_http,
@@ -29,6 +31,7 @@ from hivescribe.coordinator import (
 )
 from hivescribe.coordinator.callbacks import Callbacks, delete_expired
 from hivescribe.coordinator.deps import Coordinator
+from hivescribe.coordinator.live import LiveFeed
 from hivescribe.coordinator.ratelimit import RateLimitMiddleware, TokenBuckets
 from hivescribe.coordinator.telemetry import LatencyMiddleware
 from hivescribe.dataset import Checkpointer, checkpoint
@@ -65,6 +68,7 @@ def create_app(coord: Coordinator) -> FastAPI:
             for loop in loops:
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
+            await app.state.live_feed.aclose()
             await callbacks.aclose()
             try:  # the dataset holds every result accepted before shutdown
                 await to_thread.run_sync(checkpointer.final_refresh)
@@ -78,14 +82,19 @@ def create_app(coord: Coordinator) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.coordinator = coord
+    app.state.live_feed = LiveFeed(coord)
     app.include_router(worker_http.router)
     app.include_router(worker_ws.router)
     app.include_router(jobs_api.router)
     app.include_router(auth_api.router)
     app.include_router(tasks_api.router)
+    app.include_router(progress_api.router)
     app.include_router(workers_api.router)
     app.include_router(files_api.router)
     app.include_router(system_api.router)
+    app.include_router(dashboard_api.api)
+    if coord.config.dashboard.enabled:
+        app.include_router(dashboard_api.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=coord.config.max_message_bytes,

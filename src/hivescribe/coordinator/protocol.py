@@ -50,6 +50,17 @@ class ResultBody(_Msg):
     finished_at: float | None = None
 
 
+class ProgressBody(_Msg):
+    """How far a worker is with an item it holds. Not stored: the coordinator keeps the latest
+    per item in memory for the task's owner to watch (coordinator/progress.py)."""
+
+    item_id: ItemId
+    token: Token
+    percent: float = Field(ge=0, le=100, strict=True, allow_inf_nan=False)
+    step: str = Field(min_length=1, max_length=64)  # "fetching input", "running whisper", ...
+    details: str | None = Field(None, max_length=500)
+
+
 class FailureBody(_Msg):
     item_id: ItemId
     token: Token
@@ -100,6 +111,14 @@ class ReleaseMsg(_Msg):
     reason: str = Field("released by worker", max_length=1000)
 
 
+class ProgressMsg(_Msg):
+    """Answered by ``progress_ack`` with the item ids ``accepted`` and ``stale``."""
+
+    type: Literal["progress"]
+    id: RequestId
+    updates: list[ProgressBody] = Field(max_length=MAX_REFS)
+
+
 class UploadBody(_Msg):
     """A worker asks where to upload an output file of an item it holds a live lease on.
     The answer: ``{"blob_key", "url", "method": "PUT", "headers", "expires_in_s"}``; the
@@ -121,7 +140,7 @@ class UploadMsg(UploadBody):
 
 
 WorkerMsg = Annotated[
-    ClaimMsg | HeartbeatMsg | ResultsMsg | FailMsg | ReleaseMsg | UploadMsg,
+    ClaimMsg | HeartbeatMsg | ResultsMsg | FailMsg | ReleaseMsg | UploadMsg | ProgressMsg,
     Field(discriminator="type"),
 ]
 
@@ -160,6 +179,11 @@ class HttpRelease(_Msg):
     worker_id: WorkerId
     leases: list[LeaseRefIn] = Field(max_length=MAX_REFS)
     reason: str = Field("released by worker", max_length=1000)
+
+
+class HttpProgress(_Msg):
+    worker_id: WorkerId
+    updates: list[ProgressBody] = Field(max_length=MAX_REFS)
 
 
 class HttpUpload(UploadBody):

@@ -3,6 +3,11 @@
 It turns protocol messages into store calls (run in threads, the store being synchronous),
 keeps track of which leases each WebSocket session holds so a closed connection releases them
 at once, and wakes long-polling claims when work arrives.
+
+Worker priority (a worker account's profile, lower preferred) orders idle workers: when work
+arrives, a waiting claim defers PRIORITY_DEFER_S while a better-priority claim for one of its
+task types also waits in this process. It matters only when several idle workers long-poll one
+coordinator process; a claim with nobody better waiting never defers.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from hivescribe.coordinator.telemetry import Telemetry
 from hivescribe.domain import TASK_TYPES, NotFoundError, ValidationError
 from hivescribe.domain.inputs import served_name
 from hivescribe.store import FailureIn, Lease, LeaseRef, ResultIn, Store
+from hivescribe.store.worker_profiles import DEFAULT_PRIORITY
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 1.0  # long-polls also re-check this often (backoffs ending, other replicas)
 HTTP_REFRESH_S = 30.0  # an HTTP worker's registry row is refreshed at most this often
+# A woken claim outranked by another waiting one gives it this long to take the work first.
+PRIORITY_DEFER_S = 0.25
 
 
 @dataclass
@@ -40,6 +48,15 @@ class WorkerSession:
     tasks: list[str]
     transport: str
     leases: dict[int, str] = field(default_factory=dict)  # item_id -> token, for this session
+    priority: int = DEFAULT_PRIORITY  # its account's (lower preferred); config tokens: default
+
+
+@dataclass(eq=False, frozen=True)
+class _Waiter:
+    """A claim in progress in this process (compared by identity: one per call)."""
+
+    priority: int
+    tasks: frozenset[str]
 
 
 class WorkerService:
@@ -56,6 +73,15 @@ class WorkerService:
         self.telemetry = telemetry or Telemetry()
         self._wake: asyncio.Event | None = None
         self._http_seen: dict[str, float] = {}
+        # When each worker last spoke to this process (time.time()): claims, heartbeats,
+        # results. The registry's last_seen_at is refreshed from it at most every
+        # HTTP_REFRESH_S, so other replicas and the dashboard see live workers as live.
+        self.last_seen: dict[str, float] = {}
+        self._seen_saved: dict[str, float] = {}
+        self._waiting: set[_Waiter] = set()
+        # Each worker's priority as learnt at its last hello: HTTP claims between two
+        # registry refreshes reuse it instead of reading the profile every time.
+        self._priority: dict[str, int] = {}
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -70,15 +96,21 @@ class WorkerService:
             tasks=list(caps.tasks) or list(TASK_TYPES),
             transport=transport,
         )
-        await to_thread.run_sync(
-            lambda: self.store.registry.worker_online(
+        self._touch(session)
+
+        def online() -> int:
+            self.store.registry.worker_online(
                 worker_id,
                 name=name,
                 contributor_id=principal.name,
                 capabilities=caps.model_dump(),
                 transport=transport,
             )
-        )
+            if principal.user_id is None:  # a config worker token: no account, no profile
+                return DEFAULT_PRIORITY
+            return self.store.worker_profiles.get(principal.user_id).priority
+
+        session.priority = self._priority[worker_id] = await to_thread.run_sync(online)
         return session
 
     async def http_session(
@@ -92,7 +124,12 @@ class WorkerService:
             self._http_seen[worker_id] = now
             return session
         return WorkerSession(
-            worker_id, name, principal.name, list(caps.tasks) or list(TASK_TYPES), "http"
+            worker_id,
+            name,
+            principal.name,
+            list(caps.tasks) or list(TASK_TYPES),
+            "http",
+            priority=self._priority.get(worker_id, DEFAULT_PRIORITY),
         )
 
     async def disconnected(self, session: WorkerSession) -> None:
@@ -129,27 +166,17 @@ class WorkerService:
     ) -> list[dict[str, Any]]:
         """Lease up to max_items, waiting up to wait_s for work. ``gone`` tells whether the
         caller hung up (an HTTP long-poll): then nothing is leased, or it is given back."""
+        self._touch(session)
         max_items = min(max_items, self.config.max_batch_size)
         deadline = time.monotonic() + min(wait_s, self.config.claim_wait_max_s)
-        while True:
-            wake = self._wake_event()
-            if gone is not None and await gone():
-                return []
-            leases = await to_thread.run_sync(
-                self.store.queue.claim, session.worker_id, session.tasks, max_items
-            )
-            if leases and gone is not None and await gone():
-                refs = [LeaseRef(lease.item_id, lease.token) for lease in leases]
-                await to_thread.run_sync(
-                    self.store.queue.release, session.worker_id, refs, "claimer hung up"
-                )
-                self.notify_work()
-                return []
-            remaining = deadline - time.monotonic()
-            if leases or remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), min(remaining, POLL_INTERVAL_S))
+        waiter = _Waiter(session.priority, frozenset(session.tasks))
+        self._waiting.add(waiter)
+        try:
+            leases = await self._claim_until(session, waiter, max_items, deadline, gone)
+        finally:
+            self._waiting.discard(waiter)
+        if leases is None:
+            return []
         for lease in leases:
             session.leases[lease.item_id] = lease.token
         blobs = self.blobs
@@ -160,7 +187,61 @@ class WorkerService:
             )
         return [lease_to_wire(lease) for lease in leases]
 
+    @property
+    def waiting(self) -> int:
+        """How many claims wait for work in this process now."""
+        return len(self._waiting)
+
+    async def _claim_until(
+        self,
+        session: WorkerSession,
+        waiter: _Waiter,
+        max_items: int,
+        deadline: float,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> list[Lease] | None:
+        """The claim loop: leases (maybe none, at the deadline), or None if the caller hung
+        up. After a wake-up it first defers to better-priority claims waiting here."""
+        woken = False
+        while True:
+            wake = self._wake_event()
+            if woken and self._outranked(waiter):
+                await asyncio.sleep(min(PRIORITY_DEFER_S, max(0.0, deadline - time.monotonic())))
+            if gone is not None and await gone():
+                return None
+            leases = await to_thread.run_sync(
+                self.store.queue.claim, session.worker_id, session.tasks, max_items
+            )
+            if leases and gone is not None and await gone():
+                refs = [LeaseRef(lease.item_id, lease.token) for lease in leases]
+                await to_thread.run_sync(
+                    self.store.queue.release, session.worker_id, refs, "claimer hung up"
+                )
+                self.notify_work()
+                return None
+            remaining = deadline - time.monotonic()
+            if leases or remaining <= 0:
+                return leases
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(remaining, POLL_INTERVAL_S))
+                woken = True
+
+    def _outranked(self, waiter: _Waiter) -> bool:
+        """Whether another claim waiting here has a better (lower) priority and shares one of
+        this claim's task types: it should get the first try at new work."""
+        return any(
+            other.priority < waiter.priority and other.tasks & waiter.tasks
+            for other in self._waiting
+        )
+
     async def heartbeat(self, session: WorkerSession, refs: Sequence[LeaseRefIn]) -> dict[str, Any]:
+        self._touch(session)
+        if time.monotonic() - self._seen_saved.get(session.worker_id, -HTTP_REFRESH_S) >= (
+            HTTP_REFRESH_S
+        ):
+            self._seen_saved[session.worker_id] = time.monotonic()
+            await to_thread.run_sync(self.store.registry.worker_seen, session.worker_id)
         ack = await to_thread.run_sync(
             lambda: self.store.queue.heartbeat(
                 session.worker_id, [LeaseRef(r.item_id, r.token) for r in refs]
@@ -180,6 +261,7 @@ class WorkerService:
             await check_result_blobs(
                 self.blobs, [(r.item_id, r.blob_key) for r in batch if r.blob_key]
             )
+        self._touch(session)
         results = [ResultIn(**r.model_dump()) for r in batch]
         ack = await to_thread.run_sync(
             lambda: self.store.queue.complete(session.worker_id, session.contributor_id, results)
@@ -190,6 +272,7 @@ class WorkerService:
         return {"accepted": ack.accepted, "stale": ack.stale}
 
     async def fail(self, session: WorkerSession, failures: Sequence[FailureBody]) -> dict[str, Any]:
+        self._touch(session)
         items = [FailureIn(**f.model_dump()) for f in failures]
         ack = await to_thread.run_sync(lambda: self.store.queue.fail(session.worker_id, items))
         self._forget(session, ack.accepted + ack.stale)
@@ -218,6 +301,9 @@ class WorkerService:
         if found is None:
             raise NotFoundError(f"item {item_id} is not leased to this worker with that token")
         return found
+
+    def _touch(self, session: WorkerSession) -> None:
+        self.last_seen[session.worker_id] = time.time()
 
     @staticmethod
     def _forget(session: WorkerSession, item_ids: Sequence[int]) -> None:

@@ -1,4 +1,6 @@
-"""The worker protocol over HTTP: the same operations as the WebSocket, for simple clients."""
+"""The worker protocol over HTTP: the same operations as the WebSocket, for simple clients.
+Leases claimed, extended and ended here are mirrored in the progress hub, like the WebSocket's:
+a worker reports progress to the replica it claimed from."""
 
 from __future__ import annotations
 
@@ -12,13 +14,15 @@ from starlette.concurrency import iterate_in_threadpool
 
 from hivescribe.blobs.uploads import UPLOAD_ID
 from hivescribe.coordinator.auth import Principal
-from hivescribe.coordinator.deps import coordinator, worker_principal
+from hivescribe.coordinator.deps import Coordinator, coordinator, worker_principal
 from hivescribe.coordinator.openapi import errors
+from hivescribe.coordinator.progress import progress_hub
 from hivescribe.coordinator.protocol import (
     Capabilities,
     HttpClaim,
     HttpFail,
     HttpHeartbeat,
+    HttpProgress,
     HttpRelease,
     HttpResults,
     HttpUpload,
@@ -49,6 +53,7 @@ async def claim(
     service = coordinator(request).service
     session = await service.http_session(principal, body.worker_id, body.name, body.capabilities)
     leases = await service.claim(session, body.max_items, body.wait_s, gone=request.is_disconnected)
+    progress_hub(request.app).leased(body.worker_id, leases)
     return {"leases": leases}
 
 
@@ -56,9 +61,11 @@ async def claim(
 async def heartbeat(
     body: HttpHeartbeat, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
-    return await coordinator(request).service.heartbeat(
+    beat = await coordinator(request).service.heartbeat(
         _session(principal, body.worker_id), body.leases
     )
+    progress_hub(request.app).extended(body.worker_id, beat["extended"], beat["expires_at"])
+    return beat
 
 
 @router.post(
@@ -71,27 +78,46 @@ async def heartbeat(
 async def results(
     body: HttpResults, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
-    return await coordinator(request).service.submit(
+    ack = await coordinator(request).service.submit(
         _session(principal, body.worker_id), body.results
     )
+    progress_hub(request.app).ended(body.worker_id, [(r.item_id, r.token) for r in body.results])
+    return ack
 
 
 @router.post("/fail", summary="Report items that failed", responses=errors(400))
 async def fail(
     body: HttpFail, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
-    return await coordinator(request).service.fail(
+    ack = await coordinator(request).service.fail(
         _session(principal, body.worker_id), body.failures
     )
+    progress_hub(request.app).ended(body.worker_id, [(f.item_id, f.token) for f in body.failures])
+    return ack
 
 
 @router.post("/release", summary="Give leases back without a result", responses=errors(400))
 async def release(
     body: HttpRelease, request: Request, principal: Principal = Depends(worker_principal)
 ) -> dict[str, Any]:
-    return await coordinator(request).service.release(
+    ack = await coordinator(request).service.release(
         _session(principal, body.worker_id), body.leases, body.reason
     )
+    progress_hub(request.app).ended(body.worker_id, [(r.item_id, r.token) for r in body.leases])
+    return ack
+
+
+@router.post(
+    "/progress",
+    summary="Report how far items in work are (kept in memory for their tasks' owners)",
+    responses=errors(400),
+)
+async def progress(
+    body: HttpProgress, request: Request, principal: Principal = Depends(worker_principal)
+) -> dict[str, Any]:
+    """Answers ``{accepted, stale}`` by item id: an update counts only for a live lease this
+    worker claimed through this coordinator; a stale one changes nothing."""
+    return progress_hub(request.app).report(body.worker_id, body.updates)
 
 
 @router.get(
@@ -119,6 +145,11 @@ async def item_input(
 ) -> Response:
     coord = coordinator(request)
     source = await coord.service.lease_input(worker_id, item_id, token)
+    return await input_response(coord, item_id, source)
+
+
+async def input_response(coord: Coordinator, item_id: int, source: dict[str, Any]) -> Response:
+    """The bytes of an item's stored input, wherever they are kept (also the dashboard's)."""
     if "text" in source:
         return PlainTextResponse(source["text"])
     if "blob" in source:

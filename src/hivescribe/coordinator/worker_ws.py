@@ -1,6 +1,7 @@
 """The worker protocol over WebSocket: authenticate first, then claim, heartbeat, results,
-fail and release messages, each answered with the same ``id``. A dropped connection releases
-the session's leases at once."""
+fail, release, upload and progress messages, each answered with the same ``id``. A dropped
+connection releases the session's leases at once. Leases claimed, extended and ended here are
+mirrored in the progress hub, which takes progress reports for them only."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from fastapi import APIRouter, WebSocket, status
 
 from hivescribe.coordinator.auth import Role
 from hivescribe.coordinator.deps import Coordinator
+from hivescribe.coordinator.progress import ProgressHub, progress_hub
 from hivescribe.coordinator.protocol import (
     AuthMsg,
     ClaimMsg,
     FailMsg,
     HeartbeatMsg,
+    ProgressMsg,
     ReleaseMsg,
     ResultsMsg,
     UploadMsg,
@@ -59,6 +62,7 @@ async def worker_ws(websocket: WebSocket) -> None:
             await websocket.send_text(json.dumps(payload, separators=(",", ":")))
 
     tasks: set[asyncio.Task[None]] = set()
+    hub = progress_hub(websocket.app)
     try:
         await reply(
             {
@@ -87,7 +91,7 @@ async def worker_ws(websocket: WebSocket) -> None:
                     {"type": "error", "id": request_id, "status": 400, "detail": detail[:2000]}
                 )
                 continue
-            task = asyncio.create_task(_handle(coord, session, msg, reply))
+            task = asyncio.create_task(_handle(coord, hub, session, msg, reply))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     except Exception:  # the socket broke mid-send; release below
@@ -96,6 +100,7 @@ async def worker_ws(websocket: WebSocket) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        hub.ended(session.worker_id, list(session.leases.items()))
         await coord.service.disconnected(session)
 
 
@@ -126,23 +131,34 @@ async def _authenticate(websocket: WebSocket, coord: Coordinator) -> WorkerSessi
         return None
 
 
-async def _handle(coord: Coordinator, session: WorkerSession, msg: Any, reply: Any) -> None:
+async def _handle(
+    coord: Coordinator, hub: ProgressHub, session: WorkerSession, msg: Any, reply: Any
+) -> None:
     service = coord.service
+    worker = session.worker_id
     try:
         if isinstance(msg, ClaimMsg):
             leases = await service.claim(session, msg.max_items, msg.wait_s)
+            hub.leased(worker, leases)
             payload: dict[str, Any] = {"type": "claimed", "leases": leases}
         elif isinstance(msg, HeartbeatMsg):
-            payload = {"type": "heartbeat_ack", **await service.heartbeat(session, msg.leases)}
+            beat = await service.heartbeat(session, msg.leases)
+            hub.extended(worker, beat["extended"], beat["expires_at"])
+            payload = {"type": "heartbeat_ack", **beat}
         elif isinstance(msg, ResultsMsg):
             payload = {"type": "results_ack", **await service.submit(session, msg.results)}
+            hub.ended(worker, [(r.item_id, r.token) for r in msg.results])
         elif isinstance(msg, FailMsg):
             payload = {"type": "fail_ack", **await service.fail(session, msg.failures)}
+            hub.ended(worker, [(f.item_id, f.token) for f in msg.failures])
         elif isinstance(msg, ReleaseMsg):
             payload = {
                 "type": "release_ack",
                 **await service.release(session, msg.leases, msg.reason),
             }
+            hub.ended(worker, [(r.item_id, r.token) for r in msg.leases])
+        elif isinstance(msg, ProgressMsg):
+            payload = {"type": "progress_ack", **hub.report(worker, msg.updates)}
         elif isinstance(msg, UploadMsg):
             upload = await coord.issue_upload(session.contributor_id, session.worker_id, msg)
             payload = {"type": "upload_ack", **upload}

@@ -7,6 +7,7 @@ from hivescribe.dataset.checkpoint import Checkpointer
 from hivescribe.dataset.export import (
     OUTPUTS_DIR,
     SUPPORTED_FORMATS,
+    expected_rows,
     export_dataset,
     export_output_files,
     shard_status,
@@ -16,6 +17,7 @@ __all__ = [
     "OUTPUTS_DIR",
     "SUPPORTED_FORMATS",
     "Checkpointer",
+    "expected_rows",
     "export_dataset",
     "export_output_files",
     "shard_status",

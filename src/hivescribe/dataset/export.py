@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -32,7 +33,7 @@ from hivescribe.dataset.schemas import (
     RESULT_COUNT_KEY,
 )
 from hivescribe.dataset.sinks import TABLE_FORMATS, open_sink
-from hivescribe.dataset.tables import Table, all_tables, shard_status
+from hivescribe.dataset.tables import Table, all_tables, captions_table, shard_status
 from hivescribe.domain.errors import NotFoundError, ValidationError
 from hivescribe.store.db import Database
 from hivescribe.store.schema import jobs, results
@@ -45,6 +46,7 @@ __all__ = [
     "OUTPUTS_DIR",
     "SUPPORTED_FORMATS",
     "Progress",
+    "expected_rows",
     "export_dataset",
     "export_output_files",
     "shard_status",
@@ -103,6 +105,40 @@ def export_output_files(
     with snapshot(db) as conn:
         assert conn is not None
         return write_output_files(conn, Path(out_dir), copy_blob, job_id=job_id, progress=progress)
+
+
+def expected_rows(
+    db: Database, *, fmt: str = "parquet", job_id: str | None = None, outputs: bool = False
+) -> dict[str, int]:
+    """What ``progress(name, rows)`` of ``export_dataset`` (and, with ``outputs``, of
+    ``export_output_files``) will count up to, by name, as committed now: the totals of
+    progress bars. For ``srt``/``vtt`` it is every result, since which have segments is only
+    known once each is read; an export that runs later may count a few more."""
+    if fmt not in SUPPORTED_FORMATS:
+        raise ValidationError(
+            f"unsupported export format {fmt!r}; supported: {', '.join(SUPPORTED_FORMATS)}"
+        )
+    scope = [] if job_id is None else [results.c.job_id == job_id]
+    with snapshot(db) as conn:
+        assert conn is not None
+        if fmt in TABLE_FORMATS:
+            totals = {
+                f"{table.name}.{fmt}": _count(conn, table.query)
+                for table in all_tables(db.is_sqlite, job_id)
+            }
+        elif fmt == "hf":
+            totals = {"data": _count(conn, captions_table(job_id).query)}
+        else:
+            totals = {fmt: _count(conn, sa.select(results.c.id).where(*scope))}
+        if outputs:
+            with_file = sa.select(results.c.id).where(results.c.blob_key.is_not(None), *scope)
+            totals[OUTPUTS_DIR] = _count(conn, with_file)
+    return totals
+
+
+def _count(conn: Connection, query: sa.Select[Any]) -> int:
+    rows = query.order_by(None).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one())
 
 
 _job_exists = sa.select(jobs.c.id).where(jobs.c.id == sa.bindparam("job_id"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hivescribe.domain import RetryPolicy
 from hivescribe.domain.accounts import PasswordHasher
+from hivescribe.store.dashboard import DashboardStore
 from hivescribe.store.db import Database, normalize_url, sqlite_url
 from hivescribe.store.files import FileStore, FileView
 from hivescribe.store.jobs import Job, JobStore, NewItem
@@ -25,6 +26,7 @@ from hivescribe.store.stats import StatsStore
 from hivescribe.store.tasks import TaskStore, TaskView
 from hivescribe.store.users import ApiKey, IssuedKey, KeyOwner, User, UserStore
 from hivescribe.store.webhooks import Delivery, WebhookStore
+from hivescribe.store.worker_profiles import WorkerProfiles
 
 __all__ = [
     "Ack",
@@ -52,6 +54,7 @@ __all__ = [
     "UserStore",
     "WebhookStore",
     "WorkQueue",
+    "WorkerProfiles",
     "normalize_url",
     "open_store",
     "sqlite_url",
@@ -79,6 +82,8 @@ class Store:
         self.tasks = TaskStore(db, self.jobs, self.webhooks)
         self.files = FileStore(db)
         self.stats = StatsStore(db, self.files)
+        self.dashboard = DashboardStore(db)
+        self.worker_profiles = WorkerProfiles(db, clock=clock)
 
     def close(self) -> None:
         self.db.dispose()

@@ -480,6 +480,37 @@ class WorkQueue:
             # The same way out as an expired lease: guarded by token, attempts counted.
             return len(self._end_leases(conn, rows, reason=lambda _: "its worker was gone"))
 
+    def reset_item(self, job_id: str, item_id: int) -> bool:
+        """Send one leased (stuck) or failed item of a job back to pending now, with fresh
+        attempts. A result from the old lease holder is then stale, never counted. False when
+        the item is in neither state (or not the job's)."""
+        now = self.clock()
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(jobs).where(jobs.c.id == job_id).values(cancelled=False, updated_at=now)
+            )
+            return (
+                conn.execute(
+                    sa.update(items)
+                    .where(
+                        items.c.id == item_id,
+                        items.c.job_id == job_id,
+                        items.c.status.in_([LEASED, FAILED]),
+                    )
+                    .values(
+                        status=PENDING,
+                        attempts=0,
+                        available_at=now,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        worker_id=None,
+                        last_error="reset by an admin",
+                        updated_at=now,
+                    )
+                ).rowcount
+                == 1
+            )
+
     def cancel_job(self, job_id: str) -> int:
         """Cancel a job's open items (pending and leased); finished ones stay as they are."""
         now = self.clock()

@@ -186,3 +186,17 @@ sa.Index("ix_webhook_deliveries_task", webhook_deliveries.c.task_id)
 sa.Index(
     "ix_webhook_deliveries_due", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at
 )
+
+# What an admin says about a worker account (issue 6's Workers page): where its status page is
+# (for connectivity tests) and its claim priority, lower preferred. An account without a row
+# has no URL and the default priority.
+worker_profiles = sa.Table(
+    "worker_profiles",
+    metadata,
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("url", sa.Text),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="10"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.CheckConstraint("priority BETWEEN 0 AND 1000", name="ck_worker_profiles_priority"),
+)

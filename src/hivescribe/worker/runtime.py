@@ -3,7 +3,11 @@
 Stages overlap through a bounded hand-off: while the model runs one batch, the feeder claims
 and fetches the next (``prefetch_batches``). Heartbeats keep every lease in hand alive; the
 outbox keeps results until acknowledged. The runner and submitter outlive connections; the
-feeder and heartbeats belong to one connection and end with it.
+feeder, heartbeats and progress reports belong to one connection and end with it.
+
+Progress of the items in work ("fetching input", "running <backend>" with the backend's
+percent, "finished") is kept latest-wins and sent every PROGRESS_INTERVAL_S, so a backend may
+report as often as it likes and the coordinator gets at most a couple of updates a second.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import logging
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +49,8 @@ from hivescribe.worker.transport import (
 )
 
 log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -85,6 +92,7 @@ class Worker:
         self._decoders = asyncio.Semaphore(options.decode_concurrency)
         self._fetcher = Fetcher(options.fetch)
         self._uploaded: dict[tuple[int, str], str] = {}  # (item_id, token) -> output blob_key
+        self._progress = ProgressBoard()
         self.worker_id = ""
         self.board = StatusBoard()  # what the status page shows
 
@@ -198,6 +206,7 @@ class Worker:
         )
         feeder = asyncio.create_task(self._feed(transport))
         beats = asyncio.create_task(self._heartbeat(transport, interval))
+        reports = asyncio.create_task(self._report_progress(transport))
         stop = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait({feeder, beats, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -209,9 +218,9 @@ class Worker:
                 if task.done() and not task.cancelled() and (error := task.exception()):
                     raise error
         finally:
-            for pending in (feeder, beats, stop):
+            for pending in (feeder, beats, reports, stop):
                 pending.cancel()
-            await asyncio.gather(feeder, beats, stop, return_exceptions=True)
+            await asyncio.gather(feeder, beats, reports, stop, return_exceptions=True)
 
     # -- stages ----------------------------------------------------------------------------------
 
@@ -261,6 +270,7 @@ class Worker:
                 filename=source.get("filename"),
             )
             if "fetch" in source or "url" in source:
+                self._progress.set(item, "fetching input", 0.0)
                 try:
                     item.data = await self._fetcher.fetch(
                         source,
@@ -306,6 +316,8 @@ class Worker:
                 if not live:
                     continue
                 self._running = {i.item_id for i in live}
+                for item in live:
+                    self._watch(item)
                 self.board.batch_started([(i.item_id, i.item_key, i.task_type) for i in live])
                 await to_thread.run_sync(self._run_and_record, live)
                 self._outbox_changed.set()
@@ -356,6 +368,7 @@ class Worker:
                     result[_BLOB] = self._spool_output(item, outcome)
                 results.append(result)
                 self.board.finished(item.item_id, item.item_key, item.task_type)
+                self._progress.set(item, "finished", 100.0)
             else:
                 failures.append((item, outcome))
         if results:
@@ -536,6 +549,30 @@ class Worker:
                 await transport.call("fail", {"failures": failures})
         return {"accepted": [], "stale": [p["item_id"] for p in payloads]}
 
+    def _watch(self, item: WorkItem) -> None:
+        """Report the item as running its backend, with the percent the backend gives."""
+        name = self.options.backend_names.get(item.task_type)
+        if name is None:
+            backend = self.backends.get(item.task_type)
+            name = type(backend).__name__ if backend is not None else item.task_type
+        step = f"running {name}"[:64]
+        self._progress.set(item, step, 0.0)
+        item.on_progress = lambda percent, details: self._progress.set(item, step, percent, details)
+
+    async def _report_progress(self, transport: Transport) -> None:
+        """Send the latest progress of held items; a coordinator that refuses it (an older
+        one, say) is not asked again on this connection."""
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            updates = self._progress.take(self.held)
+            if not updates:
+                continue
+            try:
+                await transport.call("progress", {"updates": updates}, timeout_s=30)
+            except ProtocolError as exc:
+                log.warning("the coordinator refused progress reports: %s", exc)
+                return
+
     async def _heartbeat(self, transport: Transport, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
@@ -569,6 +606,32 @@ class Worker:
                     "release", {"leases": unstarted, "reason": "worker shutting down"}
                 )
             log.info("released %d leases that had not started", len(unstarted))
+
+
+class ProgressBoard:
+    """The latest unsent progress of each item (written by the runner's thread, taken by the
+    event loop): a report replaces the one before it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[int, dict[str, Any]] = {}
+
+    def set(self, item: WorkItem, step: str, percent: float, details: str | None = None) -> None:
+        update = {
+            "item_id": item.item_id,
+            "token": item.token,
+            "step": step,
+            "percent": round(min(100.0, max(0.0, percent)), 2),
+            "details": details[:500] if details else None,
+        }
+        with self._lock:
+            self._latest[item.item_id] = update
+
+    def take(self, held: dict[int, str]) -> list[dict[str, Any]]:
+        """The updates of leases still held (the rest are dropped); the board is then empty."""
+        with self._lock:
+            latest, self._latest = self._latest, {}
+        return [u for u in latest.values() if held.get(u["item_id"]) == u["token"]]
 
 
 def _run_alone(backend: Backend, item: WorkItem) -> Outcome:
