@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/worker_overlap.py
 	$(BIN)/python bench/export_memory.py
+	$(BIN)/python bench/dashboard_load.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache
