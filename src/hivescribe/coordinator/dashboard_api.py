@@ -214,6 +214,7 @@ async def job_items(
             limit=limit,
         )
     )
+    assert page.total is not None  # counted: count=True is the default
     return ItemPageOut(items=page.items, matching=page.total, offset=offset, limit=limit)
 
 

@@ -87,6 +87,8 @@ class LiveFeed:
         self._throughput: deque[tuple[float, int]] = deque()  # (time, items done in all)
         self._finished: dict[str, deque[tuple[float, int]]] = {}  # job -> (time, finished)
         self._runner: asyncio.Task[None] | None = None
+        # Watched job pages: when their counts were read, the job's status, items matching.
+        self._job_counts: dict[Watch, tuple[float, dict[str, Any], int]] = {}
 
     # -- viewers --------------------------------------------------------------------------
 
@@ -126,11 +128,15 @@ class LiveFeed:
                 if viewer.is_admin:
                     frames[viewer].append(shared)
             self.snapshots_sent += 1
+        pages: dict[Watch, str] = {}  # viewers with the same page open share one read
         for viewer in viewers:
             if viewer.is_admin and viewer.watch is not None:
-                frames[viewer].append(_dump(await self.job_view(viewer.watch)))
+                if viewer.watch not in pages:
+                    pages[viewer.watch] = _dump(await self.job_view(viewer.watch, fresh=False))
+                frames[viewer].append(pages[viewer.watch])
             elif not viewer.is_admin:
                 frames[viewer].append(_dump(await self.tasks_view(viewer.principal)))
+        self._job_counts = {w: c for w, c in self._job_counts.items() if w in pages}
         await asyncio.gather(*(self._deliver(v, f) for v, f in frames.items()))
 
     async def _deliver(self, viewer: Viewer, frames: list[str]) -> None:
@@ -257,25 +263,35 @@ class LiveFeed:
         order = {"busy": 0, "online": 1, "offline": 2}
         return sorted(rows, key=lambda w: (order[w["state"]], -w["last_seen_at"]))
 
-    async def job_view(self, watch: Watch) -> dict[str, Any]:
-        """A job's status and a page of its items, as its page lists them."""
+    async def job_view(self, watch: Watch, *, fresh: bool = True) -> dict[str, Any]:
+        """A job's status and a page of its items, as its page lists them. The page's rows
+        are read each time; the job's counts and the number of matching items, which read
+        all of the job's items, are re-read only every counts_every_s unless ``fresh``."""
         store = self.coord.store
+        every = max(self.config.counts_every_s, self.config.refresh_s)
 
         def read() -> dict[str, Any]:
-            status = store.jobs.status(watch.job_id)
+            now = time.time()
+            cached = self._job_counts.get(watch)
+            recount = fresh or cached is None or now - cached[0] >= every
             page = store.dashboard.job_items(
                 watch.job_id,
                 status=watch.status,
                 search=watch.search,
                 offset=watch.offset,
                 limit=watch.limit,
+                count=recount,
             )
+            if recount or cached is None:
+                cached = (now, store.jobs.status(watch.job_id), page.total or 0)
+                self._job_counts[watch] = cached
+            _, status, matching = cached
             return {
                 "type": "job",
-                "at": time.time(),
+                "at": now,
                 "job": status,
                 "items": page.items,
-                "matching": page.total,
+                "matching": matching,
                 "watch": dataclasses.asdict(watch),
             }
 

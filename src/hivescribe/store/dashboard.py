@@ -24,7 +24,7 @@ OUTPUT_CHARS = 20_000  # a result's text and output are cut to this for the page
 @dataclass(frozen=True)
 class ItemPage:
     items: list[dict[str, Any]]
-    total: int  # items matching the filter, all pages
+    total: int | None  # items matching the filter, all pages (None: not counted)
 
 
 class DashboardStore:
@@ -67,8 +67,10 @@ class DashboardStore:
         search: str | None = None,
         offset: int = 0,
         limit: int = 50,
+        count: bool = True,
     ) -> ItemPage:
-        """A page of a job's items in order, each with its accepted result (if any)."""
+        """A page of a job's items in order, each with its accepted result (if any), and
+        how many match in all (reads every matching item) when ``count``."""
         where = [items.c.job_id == job_id]
         if status is not None:
             where.append(items.c.status == status)
@@ -104,10 +106,10 @@ class DashboardStore:
             .offset(offset)
             .limit(limit)
         )
-        count = sa.select(sa.func.count()).select_from(items).where(*where)
+        matching = sa.select(sa.func.count()).select_from(items).where(*where)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-            total = int(conn.execute(count).scalar_one())
+            total = int(conn.execute(matching).scalar_one()) if count else None
         return ItemPage(items=[_item(row) for row in rows], total=total)
 
     def item(self, job_id: str, item_id: int) -> dict[str, Any] | None:
