@@ -347,7 +347,8 @@ async def drive(
     coord = psutil.Process(coord_pid)
     for phase, (begin, end) in enumerate(itertools.pairwise(bounds)):
         await asyncio.sleep(max(0.0, begin - time.time()))
-        cpu, own = sum(coord.cpu_times()[:2]), time.process_time()
+        # The coordinator's CPU, with its checkpoint child processes' once they have ended.
+        cpu, own = sum(coord.cpu_times()[:4]), time.process_time()
         stop = asyncio.Event()
         tabs = []
         if stats.phases[phase].startswith("B"):
@@ -360,7 +361,7 @@ async def drive(
         for outcome in await asyncio.gather(*tabs, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 stats.errors.append(f"{stats.phases[phase]} viewer: {outcome!r}")
-        stats.coord_cpu_s[phase] = sum(coord.cpu_times()[:2]) - cpu
+        stats.coord_cpu_s[phase] = sum(coord.cpu_times()[:4]) - cpu
         stats.viewer_cpu_s[phase] = time.process_time() - own
     return stats
 

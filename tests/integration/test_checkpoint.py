@@ -4,6 +4,10 @@ committed results, each once; one replica at a time; a final refresh at shutdown
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -236,3 +240,87 @@ def test_the_coordinator_checkpoints_and_refreshes_at_shutdown(
     asyncio.run(serve())
     assert len(_rows(dataset)) == 5
     assert sorted(p.name for p in dataset.iterdir()) == sorted(FILES)
+
+
+def test_the_refresh_runs_in_a_child_process(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _job(store, 7)
+    _complete(store, 7)
+
+    def not_here(self: Checkpointer) -> None:
+        raise AssertionError("refreshed in the coordinator's own process")
+
+    monkeypatch.setattr(Checkpointer, "refresh", not_here)
+    ckpt = Checkpointer(store.db, tmp_path / "dataset", interval=5, rest_factor=0)
+    assert ckpt.ready()
+    counts = asyncio.run(ckpt.refresh_in_child())
+    assert counts is not None and counts["captions.parquet"] == 7
+    assert sorted(row["item_key"] for row in _rows(tmp_path / "dataset")) == [
+        f"k{i:05d}" for i in range(7)
+    ]
+    assert not ckpt.ready()  # it read back what the child wrote
+    _complete(store, 0)
+    assert (ckpt.max_result_id, ckpt.result_count) == (7, 7)
+
+
+def test_a_failed_child_says_why(store: Store, tmp_path: Path) -> None:
+    _job(store, 2)
+    _complete(store, 2)
+    (tmp_path / "dataset").write_text("a file where the dataset folder should be")
+    ckpt = Checkpointer(store.db, tmp_path / "dataset", interval=1, rest_factor=0)
+    with pytest.raises(
+        RuntimeError, match=r"(?s)checkpoint process exited with 1:.*FileExistsError"
+    ):
+        asyncio.run(ckpt.refresh_in_child())
+    assert (ckpt.max_result_id, ckpt.result_count) == (0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["cancelled", "parent gone"])
+def test_a_stopped_child_leaves_no_temporary_file(
+    sqlite_url: str, tmp_path: Path, how: str
+) -> None:
+    """Cancelled (the coordinator shuts down) or orphaned (the coordinator was killed: its end
+    of the child's standard input closes), the child stops mid-write and cleans up."""
+    db = Database(sqlite_url)
+    db.migrate()
+    store = Store(db)
+    try:
+        _job(store, 30_000)
+        _complete(store, 30_000)
+        out = tmp_path / "dataset"
+        if how == "cancelled":
+            ckpt = Checkpointer(db, out, interval=1, rest_factor=0)
+
+            async def cancel_mid_write() -> None:
+                refresh = asyncio.create_task(ckpt.refresh_in_child())
+                while not list(out.glob(".*.tmp")):
+                    assert not refresh.done()
+                    await asyncio.sleep(0.005)
+                refresh.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await refresh
+
+            asyncio.run(cancel_mid_write())
+        else:
+            with subprocess.Popen(
+                [sys.executable, "-m", "hivescribe.dataset.refresh"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ) as child:
+                assert child.stdin is not None
+                spec = {"url": db.url, "out_dir": str(out)}
+                child.stdin.write(json.dumps(spec).encode() + b"\n")
+                child.stdin.flush()
+                deadline = time.monotonic() + 30
+                while not list(out.glob(".*.tmp")):
+                    assert child.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.005)
+                child.stdin.close()
+                assert child.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not list(out.glob(".*.tmp"))
+        assert not (out / "captions.parquet").exists() or len(_rows(out)) == 30_000
+    finally:
+        store.close()

@@ -156,11 +156,13 @@ async def _every(interval_s: float, what: str, run: Callable[[], Awaitable[objec
 
 async def _checkpoint_forever(checkpointer: Checkpointer) -> None:
     """Refresh <data_dir>/dataset every checkpoint_interval results (PostgreSQL: one replica
-    at a time); whether one is due is asked every few seconds, in O(1)."""
+    at a time); whether one is due is asked every few seconds, in O(1). The refresh itself runs
+    in a child process, so claims are not kept waiting while it turns results into rows."""
     while True:
         await asyncio.sleep(checkpoint.POLL_S)
         try:
-            await to_thread.run_sync(checkpointer.maybe_refresh)
+            if await to_thread.run_sync(checkpointer.ready):
+                await checkpointer.refresh_in_child()
         except Exception:
             log.exception("dataset checkpoint failed; trying again")
 
