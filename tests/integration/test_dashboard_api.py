@@ -166,7 +166,9 @@ def test_admins_get_workers_leases_queue_and_jobs_live(live_client: TestClient) 
         assert [w["state"] for w in busy["workers"]] == ["busy"]
         worker = busy["workers"][0]
         assert worker["name"] == "box-1" and worker["transport"] == "http"
-        assert {i["item_key"] for i in worker["items"]} == {x["item_key"] for x in leases}
+        assert worker["holding"] == 2
+        assert worker["item"]["item_key"] in {x["item_key"] for x in leases}
+        assert {p["item_key"] for p in busy["processing"]} == {x["item_key"] for x in leases}
         assert {p["worker_name"] for p in busy["processing"]} == {"box-1"}
 
         assert post_results(live_client, leases)["accepted"]

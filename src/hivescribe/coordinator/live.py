@@ -254,10 +254,13 @@ class LiveFeed:
                     "tasks": task_types_of(worker["capabilities"]),
                     "state": state,
                     "last_seen_at": last_seen,
-                    "items": [
-                        {k: lease[k] for k in ("id", "job_id", "item_key", "leased_at")}
-                        for lease in items
-                    ],
+                    # How many items it holds, and the one held longest (the table has them all).
+                    "holding": len(items),
+                    "item": (
+                        {k: items[0][k] for k in ("id", "job_id", "item_key", "leased_at")}
+                        if items
+                        else None
+                    ),
                 }
             )
         order = {"busy": 0, "online": 1, "offline": 2}

@@ -101,7 +101,10 @@ sa.Index(
     sqlite_where=items.c.status == "leased",
     postgresql_where=items.c.status == "leased",
 )
+# A job's counts by status (and the queue's, by way of the job's task type).
 sa.Index("ix_items_job_status", items.c.job_id, items.c.status)
+# A job's items in order, a page at a time (the dashboard's job page; migration 0005).
+sa.Index("ix_items_job_order", items.c.job_id, items.c.id)
 
 results = sa.Table(
     "results",

@@ -297,9 +297,9 @@ function updateStatus() {
   $("#worker-figures").innerHTML = ["online", "busy", "offline"].map((st) => (
     `<div><b id="count-${st}">${count(st)}</b>${st}</div>`)).join("");
   patchRows($("#workers"), s.workers.map((w) => {
-    const first = w.items[0];
-    const working = w.items.length
-      ? `${esc(first.item_key)}${w.items.length > 1 ? ` <span class="muted">+${w.items.length - 1} more</span>` : ""}`
+    const first = w.item;
+    const working = first
+      ? `${esc(first.item_key)}${w.holding > 1 ? ` <span class="muted">+${w.holding - 1} more</span>` : ""}`
       : '<span class="muted">–</span>';
     return { key: w.worker_id, html: `<td><b>${esc(w.name)}</b><br><span class="muted">`
       + `${esc(w.transport)}</span></td><td>${badge(w.state)}</td><td>${working}</td>`
@@ -560,7 +560,7 @@ function updateWorkers() {
   patchRows($("#connected"), (state.snapshot?.workers || []).map((w) => ({ key: w.worker_id,
     html: `<td>${esc(w.name)}</td><td>${badge(w.state)}</td><td>${esc(w.contributor)}</td>`
       + `<td>${esc(w.transport)}</td><td>${sinceAgo(w.last_seen_at)}</td>`
-      + `<td class="num">${w.items.length}</td>` })), "No worker has connected yet.", 6);
+      + `<td class="num">${w.holding}</td>` })), "No worker has connected yet.", 6);
   if (!state.accounts) return;
   const live = new Map((state.snapshot?.workers || []).map((w) => [w.contributor, w]));
   patchRows($("#accounts"), state.accounts.map((a) => {
