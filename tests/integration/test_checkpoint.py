@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from hivescribe.config import OrchestratorConfig
 from hivescribe.coordinator import Coordinator, create_app
 from hivescribe.dataset import Checkpointer, checkpoint
 from hivescribe.dataset.checkpoint import CHECKPOINT_LOCK
+from hivescribe.dataset.refresh import NICENESS
 from hivescribe.store import Database, NewItem, ResultIn, Store
 from hivescribe.store.schema import results
 
@@ -318,6 +320,9 @@ def test_a_stopped_child_leaves_no_temporary_file(
                 while not list(out.glob(".*.tmp")):
                     assert child.poll() is None and time.monotonic() < deadline
                     time.sleep(0.005)
+                # Background work: it yields the CPU to the coordinator's claims.
+                ours = os.getpriority(os.PRIO_PROCESS, 0)
+                assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(ours + NICENESS, 19)
                 child.stdin.close()
                 assert child.wait(timeout=30) == 128 + signal.SIGTERM
         assert not list(out.glob(".*.tmp"))
