@@ -156,7 +156,8 @@ class LiveFeed:
         if now - self._counts.read_at >= max(self.config.counts_every_s, self.config.refresh_s):
             self._read_counts(now)
         processing = store.dashboard.processing()
-        workers = self._workers(store.registry.list_workers(), processing, now)
+        holdings = store.dashboard.holdings()
+        workers = self._workers(store.registry.list_workers(), holdings, now)
         names = {w["worker_id"]: w["name"] for w in workers}
         for row in processing:
             row["worker_name"] = names.get(row["worker_id"] or "", row["worker_id"])
@@ -164,7 +165,8 @@ class LiveFeed:
             "type": "snapshot",
             "at": now,
             "workers": workers,
-            "processing": processing,
+            "processing": processing,  # the PROCESSING_LIMIT leases held longest
+            "leased": sum(h["holding"] for h in holdings.values()),
             "queue": self._counts.queue,
             "jobs": self._counts.jobs,
             "throughput": self._throughput_series(),
@@ -230,21 +232,18 @@ class LiveFeed:
         return series
 
     def _workers(
-        self, registry: list[dict[str, Any]], processing: list[dict[str, Any]], now: float
+        self, registry: list[dict[str, Any]], holdings: dict[str, dict[str, Any]], now: float
     ) -> list[dict[str, Any]]:
         """Each worker online, busy (holding leases) or offline, with what it holds."""
-        held: dict[str, list[dict[str, Any]]] = {}
-        for lease in processing:
-            held.setdefault(lease["worker_id"] or "", []).append(lease)
         heard = self.coord.service.last_seen
         rows = []
         for worker in registry:
             last_seen = max(worker["last_seen_at"], heard.get(worker["id"], 0.0))
-            items = held.get(worker["id"], [])
+            held = holdings.get(worker["id"], {"holding": 0, "item": None})
             if not worker["online"] or now - last_seen > self.config.offline_after_s:
                 state = "offline"
             else:
-                state = "busy" if items else "online"
+                state = "busy" if held["holding"] else "online"
             rows.append(
                 {
                     "worker_id": worker["id"],
@@ -254,13 +253,9 @@ class LiveFeed:
                     "tasks": task_types_of(worker["capabilities"]),
                     "state": state,
                     "last_seen_at": last_seen,
-                    # How many items it holds, and the one held longest (the table has them all).
-                    "holding": len(items),
-                    "item": (
-                        {k: items[0][k] for k in ("id", "job_id", "item_key", "leased_at")}
-                        if items
-                        else None
-                    ),
+                    # How many items it holds, and the one held longest.
+                    "holding": held["holding"],
+                    "item": held["item"],
                 }
             )
         order = {"busy": 0, "online": 1, "offline": 2}

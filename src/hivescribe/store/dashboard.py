@@ -17,7 +17,7 @@ from hivescribe.store.schema import contributors, items, jobs, results
 
 __all__ = ["PROCESSING_LIMIT", "DashboardStore", "ItemPage"]
 
-PROCESSING_LIMIT = 500  # the Currently Processing table shows at most this many leases
+PROCESSING_LIMIT = 100  # the Currently Processing table shows the leases held longest
 OUTPUT_CHARS = 20_000  # a result's text and output are cut to this for the page
 
 
@@ -69,6 +69,40 @@ class DashboardStore:
             result = conn.execute(query)
             keys = list(result.keys())
             return [dict(zip(keys, row, strict=True)) for row in result]
+
+    def holdings(self) -> dict[str, dict[str, Any]]:
+        """Per worker holding leases: how many, and the one it has held longest (from the
+        leased items only, by the partial index on them; one row per worker comes back)."""
+        leased = items.c.status == ItemStatus.LEASED.value
+        ranked = (
+            sa.select(
+                items.c.worker_id,
+                items.c.id,
+                items.c.job_id,
+                items.c.item_key,
+                items.c.leased_at,
+                sa.func.row_number()
+                .over(partition_by=items.c.worker_id, order_by=(items.c.leased_at, items.c.id))
+                .label("rank"),
+                sa.func.count().over(partition_by=items.c.worker_id).label("holding"),
+            )
+            .where(leased, items.c.worker_id.is_not(None))
+            .subquery()
+        )
+        query = sa.select(ranked).where(ranked.c.rank == 1)
+        with self.db.read() as conn:
+            return {
+                row.worker_id: {
+                    "holding": int(row.holding),
+                    "item": {
+                        "id": row.id,
+                        "job_id": row.job_id,
+                        "item_key": row.item_key,
+                        "leased_at": row.leased_at,
+                    },
+                }
+                for row in conn.execute(query)
+            }
 
     def job_items(
         self,

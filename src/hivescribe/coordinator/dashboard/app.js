@@ -273,7 +273,7 @@ function renderStatus() {
       <table><thead><tr><th>Worker</th><th>State</th><th>Working on</th><th>Elapsed</th>
       <th>Last heartbeat</th><th>Contributor</th><th>Tasks</th></tr></thead>
       <tbody id="workers"></tbody></table></section>
-    <section class="panel"><h2>Currently processing</h2>
+    <section class="panel"><h2>Currently processing <span class="muted" id="processing-note"></span></h2>
       <table><thead><tr><th>Item</th><th>Job</th><th>Type</th><th>Worker</th><th>Elapsed</th>
       <th class="num">Attempt</th></tr></thead><tbody id="processing"></tbody></table></section>
     <div class="grid">
@@ -306,6 +306,8 @@ function updateStatus() {
       + `<td>${first ? since(first.leased_at) : "–"}</td><td>${sinceAgo(w.last_seen_at)}</td>`
       + `<td>${esc(w.contributor)}</td><td>${esc(w.tasks.join(", "))}</td>` };
   }), "No worker has connected yet.", 7);
+  $("#processing-note").textContent = s.leased > s.processing.length
+    ? `(the ${s.processing.length} held longest of ${num(s.leased)})` : "";
   patchRows($("#processing"), s.processing.map((p) => ({ key: String(p.id), html:
     `<td>${esc(p.item_key)}</td><td><a href="#/job/${esc(p.job_id)}">${esc(p.job_id.slice(0, 8))}</a>`
     + `</td><td>${esc(p.task_type)}</td><td>${esc(p.worker_name)}</td>`
