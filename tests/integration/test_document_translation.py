@@ -1,7 +1,9 @@
 """Document translation end to end through the real backend with Apertium (English to
 Spanish), documents built here: a DOCX with paragraphs and a table (python-docx), a multi-page
 PDF (reportlab), and a scanned PDF (an image of text, no text layer) read by Tesseract first.
-Each translated piece equals what the ``apertium eng-spa`` command prints for it."""
+Each translated piece equals what the ``apertium eng-spa`` command prints for it. A long
+document goes to Apertium in a few batches, with the same result as one call, and the item's
+progress tells the pages and characters done."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hivescribe.backends import BackendOptions, Failure, Outcome, Success, WorkItem
 from hivescribe.backends.doc_translate import DocumentTranslator
+from hivescribe.backends.documents_text import batches
+from hivescribe.domain.inputs import MAX_INLINE_TEXT
 
 PARAGRAPHS = [
     "The annual report of the city council.",
@@ -66,6 +70,22 @@ def run(backend: DocumentTranslator, work: WorkItem) -> Outcome:
     backend.prepare(work)
     [outcome] = backend.process_batch([work])
     return outcome
+
+
+Seen = list[tuple[float, str | None]]
+
+
+def recording(work: WorkItem) -> Seen:
+    """What the item reports, as the worker would hear it."""
+    seen: Seen = []
+    work.on_progress = lambda percent, details: seen.append((percent, details))
+    return seen
+
+
+def assert_rises(seen: Seen) -> None:
+    percents = [percent for percent, _ in seen]
+    assert percents == sorted(percents), seen
+    assert all(0 <= percent < 100 for percent in percents), seen
 
 
 # -- DOCX ------------------------------------------------------------------------------------
@@ -136,7 +156,9 @@ def pdf_pages_text(data: bytes) -> list[str]:
 
 
 def test_a_multi_page_pdf_keeps_its_page_count(backend: DocumentTranslator) -> None:
-    result = succeeded(run(backend, item(build_pdf(PAGES), "minutes.pdf")))
+    work = item(build_pdf(PAGES), "minutes.pdf")
+    seen = recording(work)
+    result = succeeded(run(backend, work))
     assert result.blob_name == "minutes.pdf"
     assert result.output["kind"] == "pdf"
     assert result.output["pages"] == len(PAGES)
@@ -146,6 +168,52 @@ def test_a_multi_page_pdf_keeps_its_page_count(backend: DocumentTranslator) -> N
     for page, text in zip(pages, PAGES, strict=True):
         assert page == " ".join(apertium(text).split())
     assert result.output["notes"]  # says that the layout is not kept
+    assert_rises(seen)
+    details = [details for _, details in seen]
+    assert details[:3] == ["page 1 of 3", "page 2 of 3", "page 3 of 3"]
+    assert details[-3:] == ["writing page 1 of 3", "writing page 2 of 3", "writing page 3 of 3"]
+    size = sum(len(text) for text in PAGES)  # one line, one paragraph per page
+    assert details[3:5] == [f"translated {n} of {size} characters" for n in (0, size)]
+
+
+# -- a long document: batches --------------------------------------------------------------
+
+SENTENCES = [
+    "The city has three new schools.",
+    "The old bridge will close in March.",
+    "Where is the station?",
+    "The train leaves at nine.",
+    "It is very cold in winter.",
+    "The teachers speak about the weather.",
+    "The north district has twelve red houses.",
+]
+LONG = [" ".join(SENTENCES[(n + k) % len(SENTENCES)] for k in range(n % 4 + 3)) for n in range(48)]
+
+
+def test_a_long_document_is_translated_in_batches_as_in_one_call(
+    backend: DocumentTranslator,
+) -> None:
+    count = len(batches(LONG))
+    assert 1 < count <= 10
+    work = item(("\n\n".join(LONG) + "\n").encode(), "long.txt")
+    seen = recording(work)
+    result = succeeded(run(backend, work))
+    at_once = backend.translator.translate(LONG, "en", "es")
+    assert result.blob == ("\n\n".join(text.strip() for text in at_once) + "\n").encode()
+    size = sum(len(text) for text in LONG)
+    assert len(seen) == count + 1  # before each batch and after the last
+    assert seen[0] == (0, f"translated 0 of {size:,} characters")
+    assert seen[-1] == (95, f"translated {size:,} of {size:,} characters")
+    assert_rises(seen)
+
+
+def test_a_document_over_the_text_limit_is_refused(backend: DocumentTranslator) -> None:
+    work = item(("word " * (MAX_INLINE_TEXT // 5 + 1)).encode(), "huge.txt")
+    seen = recording(work)
+    outcome = run(backend, work)
+    assert isinstance(outcome, Failure) and outcome.permanent, outcome
+    assert f"at most {MAX_INLINE_TEXT:,} per document" in outcome.error
+    assert seen == []  # refused before any of it was translated
 
 
 # -- a scanned PDF: OCR first ----------------------------------------------------------------

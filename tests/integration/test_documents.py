@@ -238,6 +238,60 @@ def flip_all(segments: list[str]) -> list[str]:
     return [flip(s) for s in segments]
 
 
+# -- progress ------------------------------------------------------------------------------------
+
+
+def translated_reporting(
+    data: bytes, filename: str, **kwargs: Any
+) -> tuple[TranslatedDocument, list[tuple[float, str | None]]]:
+    seen: list[tuple[float, str | None]] = []
+    result = translated(data, filename, progress=lambda p, d: seen.append((p, d)), **kwargs)
+    percents = [percent for percent, _ in seen]
+    assert percents == sorted(percents) and all(0 <= x < 100 for x in percents), seen
+    return result, seen
+
+
+def test_a_pdf_reports_its_pages_then_characters_then_writing() -> None:
+    result, seen = translated_reporting(build_pdf(PDF_PAGES), "report.pdf")
+    assert pdf_page_texts(result.data) == [normal(flip(" ".join(page))) for page in PDF_PAGES]
+    size = sum(len(p) for page in PDF_PAGES for p in page)
+    assert [details for _, details in seen] == [
+        "page 1 of 3",
+        "page 2 of 3",
+        "page 3 of 3",
+        f"translated 0 of {size:,} characters",
+        f"translated {size:,} of {size:,} characters",
+        "writing page 1 of 3",
+        "writing page 2 of 3",
+        "writing page 3 of 3",
+    ]
+    # Text layers up to 5%, no OCR, the translation up to 95%, writing up to 99%.
+    expected = [0, 5 / 3, 10 / 3, 5, 95, 95, 95 + 4 / 3, 95 + 8 / 3]
+    assert [percent for percent, _ in seen] == pytest.approx(expected)
+
+
+def test_scanned_pages_report_their_ocr(tesseract_reader: Any) -> None:
+    source = build_scanned_pdf(SCANS, text_first_page=True)
+    result, seen = translated_reporting(source, "mixed.pdf", ocr=tesseract_reader)
+    assert pdf_page_texts(result.data)[1:] == [normal(flip(" ".join(page))) for page in SCANS]
+    details = [details or "" for _, details in seen]
+    assert details[:5] == [
+        "page 1 of 3",
+        "page 2 of 3",
+        "page 3 of 3",
+        "page 2 of 3 (OCR)",
+        "page 3 of 3 (OCR)",
+    ]
+    # OCR of two pages in three takes two thirds of its 55 points, after the 5 of text layers.
+    scans_end = 5 + 55 * 2 / 3
+    assert [percent for percent, _ in seen[:6]] == pytest.approx(
+        [0, 5 / 3, 10 / 3, 5, 5 + 55 / 3, scans_end]
+    )
+    assert re.fullmatch(r"translated 0 of [\d,]+ characters", details[5])
+    assert re.fullmatch(r"translated ([\d,]+) of \1 characters", details[6])
+    assert seen[6][0] == 95 and details[7:] == [f"writing page {n} of 3" for n in (1, 2, 3)]
+
+
 # -- plain text ----------------------------------------------------------------------------------
 
 PLAIN = (

@@ -1,6 +1,7 @@
 """OCR: tesseract and rapidocr read pictures of known text exactly (drawn here with a TrueType
 font), scanned PDFs page by page (drawn whole by pdftoppm, or their embedded images), boxes,
-and every kind of bad input fails the item for good with a reason."""
+and every kind of bad input fails the item for good with a reason. A PDF or TIFF of several
+pages reports each page as progress; a single picture reports none."""
 
 from __future__ import annotations
 
@@ -98,6 +99,13 @@ def item(data: bytes | None, filename: str = "scan.png", **params: Any) -> WorkI
     )
 
 
+def recording(work: WorkItem) -> list[tuple[float, str | None]]:
+    """What the item reports, as the worker would hear it."""
+    seen: list[tuple[float, str | None]] = []
+    work.on_progress = lambda percent, details: seen.append((percent, details))
+    return seen
+
+
 def run(backend: OCRBackend, work: WorkItem) -> Success | Failure:
     try:
         backend.prepare(work)
@@ -147,8 +155,11 @@ def backend(request: pytest.FixtureRequest) -> OCRBackend:
 @pytest.mark.parametrize("name", sorted(TEXTS))
 def test_reads_known_text_exactly(backend: OCRBackend, name: str) -> None:
     lines = TEXTS[name]
-    result = succeeded(run(backend, item(encode(draw_text(lines)))))
+    work = item(encode(draw_text(lines)))
+    seen = recording(work)
+    result = succeeded(run(backend, work))
     assert normal(result.text or "") == normal(" ".join(lines))
+    assert seen == []  # one picture: nothing to count, so no made-up percent
     assert result.model == backend.engine_name
     assert result.output["engine"] == backend.engine_name
     assert result.output["language"] == "eng"
@@ -170,12 +181,18 @@ def test_reads_every_page_of_a_multipage_tiff(tesseract: TesseractOCR) -> None:
     first, second = draw_text(TEXTS["pangram"]), draw_text(TEXTS["letter"])
     out = io.BytesIO()
     first.save(out, "TIFF", save_all=True, append_images=[second], compression="tiff_deflate")
-    result = succeeded(run(tesseract, item(out.getvalue(), "fax.tiff", boxes=True)))
+    work = item(out.getvalue(), "fax.tiff", boxes=True)
+    seen = recording(work)
+    result = succeeded(run(tesseract, work))
+    assert seen == [(0, "page 1 of 2"), (50, "page 2 of 2")]
     assert result.output["pages"] == result.output["image_pages"] == 2
     assert normal(result.text or "") == normal(" ".join(TEXTS["pangram"] + TEXTS["letter"]))
     assert {b["page"] for b in result.output["boxes"]} == {1, 2}
-    one = succeeded(run(tesseract, item(out.getvalue(), "fax.tiff", pages=1)))
+    first_only = item(out.getvalue(), "fax.tiff", pages=1)
+    seen = recording(first_only)
+    one = succeeded(run(tesseract, first_only))
     assert normal(one.text or "") == normal(" ".join(TEXTS["pangram"]))
+    assert seen == []  # one page read
 
 
 def test_reads_spanish_with_accents(backend: OCRBackend) -> None:
@@ -226,7 +243,11 @@ def test_a_scanned_pdf_is_read_page_by_page(
     backend: OCRBackend = request.getfixturevalue(engine)
     names = ["pangram", "invoice", "letter"]
     data = scanned_pdf([draw_text(TEXTS[name]) for name in names])
-    result = succeeded(run(backend, item(data, "scan.pdf", boxes=True)))
+    work = item(data, "scan.pdf", boxes=True)
+    seen = recording(work)
+    result = succeeded(run(backend, work))
+    assert [details for _, details in seen] == ["page 1 of 3", "page 2 of 3", "page 3 of 3"]
+    assert [percent for percent, _ in seen] == pytest.approx([0, 100 / 3, 200 / 3])
     assert result.output["pdf_pictures"] == pictures
     assert result.output["pages"] == result.output["pdf_pages"] == 3
     expected = [" ".join(TEXTS[name]) for name in names]

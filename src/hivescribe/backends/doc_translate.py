@@ -2,12 +2,17 @@
 the same kind (documents.py reads and writes them), by the same engines as text-translation
 (translate.Translator: Apertium by default, a seq2seq model, or an OpenAI-compatible endpoint).
 
-A document's segments (paragraphs, table cells, headings) go to the translator in one call, so
-Apertium runs once per document and a model batches them. Scanned PDF pages are read by OCR
-first (``ocr``: "auto" reads pages without a text layer, "always" every page, "never" none)
-with ``ocr_engine`` (tesseract or rapidocr, ocr.py) in ``ocr_language`` (Tesseract's name,
-derived from the source language when the job was created). The engine is loaded on the first
-scanned page, once per worker.
+A document's segments (paragraphs, table cells, headings) go to the translator in one call, or
+a long document's in a few large batches (at most ten), so Apertium runs only a few times per
+document and a model batches them. Scanned PDF pages are read by OCR first (``ocr``: "auto"
+reads pages without a text layer, "always" every page, "never" none) with ``ocr_engine``
+(tesseract or rapidocr, ocr.py) in ``ocr_language`` (Tesseract's name, derived from the source
+language when the job was created). The engine is loaded on the first scanned page, once per
+worker.
+
+Progress: the pages read ("page 3 of 12", "page 3 of 12 (OCR)"), then the characters
+translated batch by batch ("translated 1,200 of 4,800 characters"), then a PDF's pages written
+(documents.py gives each step its share of the percent).
 
 Result: the translated plain text, the translated document as the output blob
 (``<item_key stem>.<kind>``), and ``{"kind", "pages", "source_language", "target_language",
@@ -57,12 +62,6 @@ class DocumentTranslator(TranslatorBackend):
             )
 
         def translate(texts: list[str]) -> list[str]:
-            size = sum(len(text) for text in texts)
-            if size > MAX_INLINE_TEXT:
-                raise InputError(
-                    f"the document has {size} characters of text; translation takes at most "
-                    f"{MAX_INLINE_TEXT} per item: split it into several documents"
-                )
             return self.translator.translate(texts, source, target, params=params)
 
         reader = None
@@ -70,7 +69,13 @@ class DocumentTranslator(TranslatorBackend):
             reader = self._lazy_reader(params.ocr_engine, params.ocr_language)
         filename = item.filename or PurePosixPath(item.item_key).name
         document = documents.translate_document(
-            item.data, filename, translate, ocr=reader, ocr_mode=params.ocr
+            item.data,
+            filename,
+            translate,
+            ocr=reader,
+            ocr_mode=params.ocr,
+            progress=item.report_progress,
+            max_characters=MAX_INLINE_TEXT,
         )
         suffix = PurePosixPath(document.filename).suffix or f".{document.kind}"
         stem = PurePosixPath(item.item_key).stem or PurePosixPath(document.filename).stem

@@ -5,7 +5,8 @@ Reading: a page's text layer (pypdf) is split into paragraphs by its line layout
 a short line that ends a sentence, a list marker; wrapped lines are joined (with end-of-line
 hyphens removed). A page without a text layer is a scan: it is read by the ``ocr`` callable
 from the images embedded in it (ocr_mode "auto"); "always" reads every page that has images
-that way, "never" leaves scans out, with a note.
+that way, "never" leaves scans out, with a note. Every page's text layer is read first, then
+the pages to OCR, so the progress meter knows how many of those slow pages there are.
 
 Writing: reportlab draws a PDF with the same number of pages, each the size of the original,
 holding its translated paragraphs in a font that covers accented Latin (DejaVu Sans where it
@@ -30,11 +31,25 @@ from xml.sax.saxutils import escape
 from PIL import Image
 
 from hivescribe.backends import pdf_pages
+from hivescribe.backends.documents_text import Meter
 
-__all__ = ["KEPT_NOTE", "PdfPage", "font", "read_pdf", "split_paragraphs", "write_pdf"]
+__all__ = [
+    "KEPT_NOTE",
+    "LAYERS_PERCENT",
+    "SCANS_PERCENT",
+    "PdfPage",
+    "font",
+    "read_pdf",
+    "split_paragraphs",
+    "write_pdf",
+]
 
 OCR = Callable[[Image.Image], str]
 MIN_LETTERS = 10  # a page with fewer letters in its text layer (and images) is a scan
+# The item's percent when the text layers are read; OCR then takes up to SCANS_PERCENT more,
+# in proportion to the share of pages it reads (all of it when every page is a scan).
+LAYERS_PERCENT = 5.0
+SCANS_PERCENT = 55.0
 FONT_SIZES = (11.0, 10.0, 9.0, 8.0, 7.0, 6.0)
 FONT_FOLDERS = (
     "/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts",
@@ -95,12 +110,24 @@ def _starts_paragraph(previous: str, line: str, longest: int) -> bool:
 
 
 def read_pdf(
-    data: bytes, name: str, *, ocr: OCR | None, ocr_mode: str, notes: list[str]
+    data: bytes,
+    name: str,
+    *,
+    ocr: OCR | None,
+    ocr_mode: str,
+    notes: list[str],
+    meter: Meter | None = None,
 ) -> list[PdfPage]:
-    """The pages' paragraphs, from the text layer or (scans) through ``ocr``."""
+    """The pages' paragraphs, from the text layer or (scans) through ``ocr``; ``meter`` hears
+    of each page as it is read."""
+    meter = meter or Meter()
     reader = pdf_pages.open_pdf(data, name)
-    pages = []
+    total = len(reader.pages)
+    texts: list[str] = []
+    scans: list[int] = []  # the numbers of the pages to read by OCR
+    meter.step(LAYERS_PERCENT)
     for number, page in enumerate(reader.pages, start=1):
+        meter.report(number - 1, total, f"page {number} of {total}")
         try:
             text = page.extract_text() or ""
         except Exception as exc:
@@ -109,12 +136,21 @@ def read_pdf(
         letters = sum(ch.isalpha() for ch in text)
         scanned = letters < MIN_LETTERS and _has_images(page)
         if ocr is not None and (ocr_mode == "always" or (ocr_mode == "auto" and scanned)):
-            text = _ocr_page(page, number, text, ocr, notes)
+            scans.append(number)
         elif scanned:
             reason = "OCR is off" if ocr_mode == "never" else "no OCR engine was given"
             notes.append(f"page {number} has no text layer (a scan?) and was left out: {reason}")
-        pages.append(PdfPage(_size(page), split_paragraphs(text)))
-    return pages
+        texts.append(text)
+    meter.step(LAYERS_PERCENT + SCANS_PERCENT * len(scans) / total)
+    for done, number in enumerate(scans):
+        assert ocr is not None  # pages are only listed for OCR when there is a reader
+        meter.report(done, len(scans), f"page {number} of {total} (OCR)")
+        page = reader.pages[number - 1]
+        texts[number - 1] = _ocr_page(page, number, texts[number - 1], ocr, notes)
+    return [
+        PdfPage(_size(page), split_paragraphs(text))
+        for page, text in zip(reader.pages, texts, strict=True)
+    ]
 
 
 def _ocr_page(page: Any, number: int, text: str, ocr: OCR, notes: list[str]) -> str:
@@ -165,18 +201,21 @@ def font() -> tuple[str, str | None]:
     )
 
 
-def write_pdf(pages: list[PdfPage], notes: list[str]) -> bytes:
-    """A PDF with one page per ``pages`` entry (more only where text overflows)."""
+def write_pdf(pages: list[PdfPage], notes: list[str], meter: Meter | None = None) -> bytes:
+    """A PDF with one page per ``pages`` entry (more only where text overflows); ``meter``
+    hears of each page as it is written."""
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.pdfgen.canvas import Canvas
     from reportlab.platypus import Frame, Paragraph
 
+    meter = meter or Meter()
     font_name, font_note = font()
     if font_note:
         notes.append(font_note)
     out = io.BytesIO()
     canvas = Canvas(out, invariant=True)
     for number, page in enumerate(pages, start=1):
+        meter.report(number - 1, len(pages), f"writing page {number} of {len(pages)}")
         width, height = page.size
         margin = min(54.0, width / 10, height / 10)
         box_width, box_height = width - 2 * margin, height - 2 * margin

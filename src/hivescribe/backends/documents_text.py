@@ -1,9 +1,11 @@
-"""Plain text and Markdown for document translation, and the segment collector every kind uses.
+"""Plain text and Markdown for document translation, and what every kind uses: the segment
+collector and the progress meter.
 
 A document is turned into a :class:`Template`: literal pieces (markup, code, URLs, line
-endings) and text pieces, each a segment sent to the translator. All of a document's segments
-go to ``translate`` in one call, then the template is filled in. A text piece keeps the
-whitespace around it; a piece with no letters (numbers, punctuation) is kept as it is.
+endings) and text pieces, each a segment sent to the translator. A document's segments go to
+``translate`` in a few batches (see :func:`batches`), then the template is filled in. A text
+piece keeps the whitespace around it; a piece with no letters (numbers, punctuation) is kept as
+it is.
 
 Plain text: paragraphs are split on blank lines and the separators kept byte for byte. A
 paragraph of hard-wrapped prose (every line but the last at least half as long as the longest,
@@ -25,11 +27,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from hivescribe.backends.base import InputError
+from hivescribe.backends.base import InputError, ProgressCallback
 
 __all__ = [
+    "MAX_BATCHES",
+    "MIN_BATCH_CHARS",
+    "Meter",
     "Segments",
     "Template",
+    "batches",
     "decode_text",
     "has_letters",
     "translate_markdown",
@@ -37,29 +43,80 @@ __all__ = [
 ]
 
 Translate = Callable[[list[str]], list[str]]
+# A document's segments go to ``translate`` in batches of this much text or more, and at most
+# this many: progress is told between them, while Apertium still starts only a few times per
+# document and a model still gets batches. A short document is one batch.
+MIN_BATCH_CHARS = 2_000
+MAX_BATCHES = 10
+
+
+class Meter:
+    """How far one document's translation is, as the item's percent. Its steps (read pages,
+    OCR scans, translate, write) each fill a span of the percent in turn and report how far
+    they are within it, so no step needs to know the others' shares."""
+
+    def __init__(self, report: ProgressCallback | None = None) -> None:
+        self._report = report
+        self._start = self._end = 0.0
+
+    def step(self, end: float) -> None:
+        """Begin the next step: it fills from where the last step's span ended up to ``end``."""
+        self._start, self._end = self._end, max(end, self._end)
+
+    def report(self, done: float, total: float, details: str) -> None:
+        """``done`` of the step's ``total`` (pages, characters) is finished."""
+        if self._report is not None:
+            share = min(done / total, 1.0) if total > 0 else 1.0
+            self._report(self._start + (self._end - self._start) * share, details)
+
+
+def batches(texts: list[str]) -> list[range]:
+    """``texts`` split in order into batches of about equal characters, one ``translate`` call
+    each: one per MIN_BATCH_CHARS of text, at most MAX_BATCHES."""
+    total = sum(len(text) for text in texts)
+    count = max(1, min(MAX_BATCHES, total // MIN_BATCH_CHARS))
+    groups: dict[int, list[int]] = {}
+    before = 0
+    for index, text in enumerate(texts):
+        groups.setdefault(min(count - 1, before * count // max(total, 1)), []).append(index)
+        before += len(text)
+    return [range(group[0], group[-1] + 1) for group in groups.values()]
 
 
 class Segments:
-    """The texts of one document to translate, in order, sent to ``translate`` at once."""
+    """The texts of one document to translate, in order."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.translated: list[str] = []
 
+    @property
+    def characters(self) -> int:
+        return sum(len(text) for text in self.texts)
+
     def add(self, text: str) -> int:
         self.texts.append(text)
         return len(self.texts) - 1
 
-    def run(self, translate: Translate) -> None:
-        if not self.texts:
-            return
-        out = list(translate(list(self.texts)))
-        if len(out) != len(self.texts):
-            raise RuntimeError(
-                f"translate returned {len(out)} segments for {len(self.texts)}; it must "
-                "return one translation per segment, in order"
-            )
-        self.translated = [str(text).strip() for text in out]
+    def run(self, translate: Translate, meter: Meter | None = None) -> None:
+        """Translate the texts batch by batch, telling ``meter`` the characters done."""
+        meter = meter or Meter()
+        total, done = self.characters, 0
+        translated: list[str] = []
+        for batch in batches(self.texts):
+            meter.report(done, total, f"translated {done:,} of {total:,} characters")
+            texts = self.texts[batch.start : batch.stop]
+            out = list(translate(list(texts)))
+            if len(out) != len(texts):
+                raise RuntimeError(
+                    f"translate returned {len(out)} segments for {len(texts)}; it must "
+                    "return one translation per segment, in order"
+                )
+            translated += [str(text).strip() for text in out]
+            done += sum(len(text) for text in texts)
+        if self.texts:
+            meter.report(total, total, f"translated {total:,} of {total:,} characters")
+        self.translated = translated
 
 
 def has_letters(text: str) -> bool:

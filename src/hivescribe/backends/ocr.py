@@ -18,6 +18,9 @@ or "embedded images") and ``notes`` where a page was not fully read. Each page o
 TIFF is read too (``image_pages`` says how many it has). Box coordinates are pixels
 of the picture read: the image, the rendered page, or the page's embedded image.
 
+Progress: a PDF or TIFF of several pages reports each page as its reading starts ("page 3 of
+12" at 2/12 of the way); a single picture reports nothing, as there is nothing to count.
+
 :func:`make_reader` gives document translation the same engines, to read scanned pages.
 """
 
@@ -37,6 +40,10 @@ from hivescribe.backends.images import MAX_PIXELS, DecodedImage, decode_image, t
 from hivescribe.backends.ocr_engines import DEFAULT_LANGUAGE, PSM_MODES, Engine, Line
 
 __all__ = ["OCRBackend", "OCRParams", "RapidOCRBackend", "TesseractOCR", "make_reader"]
+
+
+# (page number, the pages to read, a picture of that page); a page may have several pictures.
+Picture = tuple[int, int, Image.Image]
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,9 @@ class OCRBackend(Backend):
             pictures = _frames(decoded, params, output, notes)
         pages: dict[int, list[Line]] = {}
         boxes: list[dict[str, Any]] = []
-        for number, picture in pictures:
+        for number, count, picture in pictures:
+            if count > 1 and number not in pages:
+                item.report_progress(100 * (number - 1) / count, f"page {number} of {count}")
             lines = self.engine.read(picture, params.language, params.psm)
             page = pages.setdefault(number, [])
             page.extend(_after(page, lines))
@@ -149,8 +158,8 @@ class OCRBackend(Backend):
 
     def _pdf_pictures(
         self, pdf: PDFInput, params: OCRParams, output: dict[str, Any], notes: list[str]
-    ) -> Iterator[tuple[int, Image.Image]]:
-        """(page number, picture) for each page read: the drawn page, or its images."""
+    ) -> Iterator[Picture]:
+        """A picture for each page read: the drawn page, or its images."""
         total = len(pdf.reader.pages)
         count = min(total, params.pages or total)
         output["pdf_pages"] = total
@@ -165,16 +174,16 @@ class OCRBackend(Backend):
 
 def _frames(
     decoded: DecodedImage, params: OCRParams, output: dict[str, Any], notes: list[str]
-) -> Iterator[tuple[int, Image.Image]]:
+) -> Iterator[Picture]:
     """An image's pages: each frame of a multi-page TIFF (a fax, a scanner's batch), else the
     one picture."""
     if decoded.format != "TIFF":
-        yield 1, decoded.image
+        yield 1, 1, decoded.image
         return
     with Image.open(io.BytesIO(decoded.data)) as tiff:
         total = int(getattr(tiff, "n_frames", 1))
         if total == 1:
-            yield 1, decoded.image
+            yield 1, 1, decoded.image
             return
         count = min(total, params.pages or total)
         output["image_pages"] = total
@@ -191,16 +200,16 @@ def _frames(
                 frame = to_rgb(tiff)
             except (OSError, ValueError, SyntaxError) as exc:
                 raise InputError(f"page {index + 1} of the TIFF is damaged: {exc}") from None
-            yield index + 1, frame
+            yield index + 1, count, frame
 
 
-def _rendered(pdf: PDFInput, count: int) -> Iterator[tuple[int, Image.Image]]:
+def _rendered(pdf: PDFInput, count: int) -> Iterator[Picture]:
     with pdf_pages.PageRenderer(pdf.data) as renderer:
         for number in range(1, count + 1):
-            yield number, renderer.render(pdf.reader.pages[number - 1], number)
+            yield number, count, renderer.render(pdf.reader.pages[number - 1], number)
 
 
-def _embedded(pdf: PDFInput, count: int, notes: list[str]) -> Iterator[tuple[int, Image.Image]]:
+def _embedded(pdf: PDFInput, count: int, notes: list[str]) -> Iterator[Picture]:
     for number in range(1, count + 1):
         images, problems = pdf_pages.page_images(pdf.reader.pages[number - 1])
         notes.extend(f"page {number}: {problem}" for problem in problems)
@@ -210,7 +219,7 @@ def _embedded(pdf: PDFInput, count: int, notes: list[str]) -> Iterator[tuple[int
                 "read text drawn on the page"
             )
         for image in images:
-            yield number, image
+            yield number, count, image
 
 
 def _after(before: list[Line], lines: list[Line]) -> list[Line]:
