@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from tests.document_helpers import Translator, flip
 
 from hivescribe.backends import InputError
 from hivescribe.backends.documents import (
@@ -25,22 +26,6 @@ from hivescribe.backends.documents import (
 )
 from hivescribe.backends.documents_pdf import KEPT_NOTE
 from hivescribe.backends.ocr import make_reader
-
-
-def flip(text: str) -> str:
-    """The test's translation: every word's letters reversed, all else kept."""
-    return re.sub(r"[^\W\d_]+", lambda m: m.group(0)[::-1], text)
-
-
-class Translator:
-    """``flip`` over a list of segments, remembering each call."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def __call__(self, segments: list[str]) -> list[str]:
-        self.calls.append(list(segments))
-        return [flip(s) for s in segments]
 
 
 def translated(data: bytes, filename: str, **kwargs: Any) -> TranslatedDocument:

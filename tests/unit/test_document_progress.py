@@ -6,30 +6,15 @@ percent only rises, stays under 100 and the details count characters."""
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
+from tests.document_helpers import Translator, flip
 
 from hivescribe.backends import InputError
 from hivescribe.backends.documents import translate_document
 from hivescribe.backends.documents_text import MAX_BATCHES, MIN_BATCH_CHARS, Meter, batches
 
 Seen = list[tuple[float, str | None]]
-
-
-def flip(text: str) -> str:
-    return re.sub(r"[^\W\d_]+", lambda m: m.group(0)[::-1], text)
-
-
-class Translator:
-    """``flip`` over a list of segments, remembering each call."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def __call__(self, segments: list[str]) -> list[str]:
-        self.calls.append(list(segments))
-        return [flip(s) for s in segments]
 
 
 def recorder() -> tuple[Seen, Meter]:

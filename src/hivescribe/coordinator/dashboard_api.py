@@ -13,6 +13,7 @@ a job's items, and ``{"type": "unwatch"}``. Admins see everything; a user sees t
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import mimetypes
@@ -41,6 +42,14 @@ api = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(401, 403,
 
 ASSETS = resources.files("hivescribe.coordinator") / "dashboard"
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    """One of the page's files, read from the package once per process."""
+    return (ASSETS / name).read_text("utf-8")
+
+
 REAUTH_S = 30.0  # a revoked key stops seeing the dashboard within this long
 
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -54,7 +63,7 @@ NO_ITEM = errors(404, e404="No such job, or no such item in it")
 @router.get("/dashboard", include_in_schema=False)
 async def page() -> HTMLResponse:
     return HTMLResponse(
-        (ASSETS / "index.html").read_text("utf-8"),
+        _asset("index.html"),
         headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP},
     )
 
@@ -64,7 +73,7 @@ async def asset(name: str) -> Response:
     if name not in STATIC:
         raise NotFoundError(f"no dashboard file {name[:64]!r}")
     return Response(
-        (ASSETS / name).read_text("utf-8"),
+        _asset(name),
         media_type=STATIC[name],
         headers={"Cache-Control": "no-cache"},
     )

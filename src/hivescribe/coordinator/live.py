@@ -31,6 +31,7 @@ from hivescribe.coordinator.deps import Coordinator
 from hivescribe.coordinator.tasks_api import owner_of, status_body
 from hivescribe.domain import ItemStatus
 from hivescribe.domain.status import JobStatus
+from hivescribe.store.jobs import COUNT_KEYS, job_status
 from hivescribe.store.stats import task_types_of
 
 log = logging.getLogger(__name__)
@@ -176,22 +177,28 @@ class LiveFeed:
 
     def _read_counts(self, now: float) -> None:
         store = self.coord.store
-        counts = store.dashboard.queue_counts()
+        per_job = store.dashboard.job_counts()  # one read serves the queue and the jobs
         by_type: dict[str, dict[str, Any]] = {}
-        for (task_type, status), n in counts.items():
+        for task_type, counts in per_job.values():
             row = by_type.setdefault(
                 task_type, {"task_type": task_type, **{s.value: 0 for s in ItemStatus}}
             )
-            row[status] = n
-        done = sum(n for (_, status), n in counts.items() if status == ItemStatus.DONE)
+            for status, n in counts.items():
+                row[status] += n
+        done = sum(row[ItemStatus.DONE.value] for row in by_type.values())
         if not self._throughput or now - self._throughput[-1][0] >= SAMPLE_EVERY_S:
             self._throughput.append((now, done))
         while self._throughput and self._throughput[0][0] < now - HISTORY_S:
             self._throughput.popleft()
-        jobs = [store.jobs.status(job.id) for job in store.jobs.list_jobs(limit=JOBS_SHOWN)]
-        for job in jobs:
-            self._job_rate(job, now)
-        shown = {job["job_id"] for job in jobs}  # forget the rates of jobs no longer listed
+        jobs = [
+            job_status(
+                job, per_job[job.id][1] if job.id in per_job else dict.fromkeys(COUNT_KEYS, 0)
+            )
+            for job in store.jobs.list_jobs(limit=JOBS_SHOWN)
+        ]
+        for listed in jobs:
+            self._job_rate(listed, now)
+        shown = {listed["job_id"] for listed in jobs}  # forget the rates of jobs no longer listed
         self._finished = {k: v for k, v in self._finished.items() if k in shown}
         self._counts = _Counts(
             read_at=now,

@@ -1,6 +1,7 @@
 """What the web dashboard reads: the items being worked on now, a job's items with their
 results, and the contributors' leaderboard. Read only; each call is one or two indexed queries,
-except the leaderboard, which groups every result (the dashboard refreshes it seldom).
+except the job counts and the leaderboard, which read every item and every result (the
+dashboard re-reads them every counts_every_s).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from hivescribe.domain import ItemStatus
 from hivescribe.store._sql import loads
 from hivescribe.store.db import Database
+from hivescribe.store.jobs import COUNT_KEYS
 from hivescribe.store.schema import contributors, items, jobs, results
 
 __all__ = ["PROCESSING_LIMIT", "DashboardStore", "ItemPage"]
@@ -31,22 +33,35 @@ class DashboardStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def queue_counts(self) -> dict[tuple[str, str], int]:
-        """Items per (task type, status): counts every item, so called at counts_every_s. An
-        item's task type is its job's, so it counts by job and status in the covering index
-        ix_items_job_status (five times faster than grouping the items' rows themselves)."""
+    def job_counts(self) -> dict[str, tuple[str, dict[str, int]]]:
+        """Each job's task type and its items by status (every status, zeros included). Counts
+        every item, in the covering index ix_items_job_status, so called at counts_every_s."""
         per_job = (
             sa.select(items.c.job_id, items.c.status, sa.func.count().label("n"))
             .group_by(items.c.job_id, items.c.status)
             .subquery()
         )
-        query = (
-            sa.select(jobs.c.task_type, per_job.c.status, sa.func.sum(per_job.c.n))
-            .select_from(per_job.join(jobs, jobs.c.id == per_job.c.job_id))
-            .group_by(jobs.c.task_type, per_job.c.status)
+        query = sa.select(per_job, jobs.c.task_type).select_from(
+            per_job.join(jobs, jobs.c.id == per_job.c.job_id)
         )
+        found: dict[str, tuple[str, dict[str, int]]] = {}
         with self.db.read() as conn:
-            return {(t, s): int(n) for t, s, n in conn.execute(query)}
+            for row in conn.execute(query):
+                _, counts = found.setdefault(
+                    row.job_id, (row.task_type, dict.fromkeys(COUNT_KEYS, 0))
+                )
+                counts[row.status] = int(row.n)
+        return found
+
+    def queue_counts(self) -> dict[tuple[str, str], int]:
+        """Items per (task type, status), from ``job_counts`` (an item's task type is its
+        job's); statuses with no items are left out."""
+        queue: dict[tuple[str, str], int] = {}
+        for task_type, counts in self.job_counts().values():
+            for status, n in counts.items():
+                if n:
+                    queue[task_type, status] = queue.get((task_type, status), 0) + n
+        return queue
 
     def processing(self, limit: int = PROCESSING_LIMIT) -> list[dict[str, Any]]:
         """Leased items, longest held first (the partial index on leased items serves it)."""

@@ -177,24 +177,7 @@ class JobStore:
 
     def status(self, job_id: str) -> dict[str, Any]:
         """The job as the API and `hivescribe status --json` show it."""
-        job = self.get_job(job_id)
-        counts = self.counts(job_id)
-        total = sum(counts.values())
-        return {
-            "job_id": job.id,
-            "task_type": job.task_type,
-            "dataset": job.dataset,
-            "status": job_status_from_counts(counts, cancelled=job.cancelled).value,
-            "priority": job.priority,
-            "owner": job.owner,
-            "params": job.params,
-            "counts": counts,
-            "total": total,
-            "progress": (counts["done"] + counts["failed"] + counts["cancelled"]) / total
-            if total
-            else 0.0,
-            "created_at": job.created_at,
-        }
+        return job_status(self.get_job(job_id), self.counts(job_id))
 
     def failed_items(self, job_id: str, limit: int = 100) -> Iterator[dict[str, Any]]:
         with self.db.read() as conn:
@@ -206,6 +189,27 @@ class JobStore:
             ).all()
         for row in rows:
             yield dict(row._mapping)
+
+
+def job_status(job: Job, counts: dict[str, int]) -> dict[str, Any]:
+    """The job as the API and `hivescribe status --json` show it, from its items' counts by
+    status (every status in COUNT_KEYS)."""
+    total = sum(counts.values())
+    return {
+        "job_id": job.id,
+        "task_type": job.task_type,
+        "dataset": job.dataset,
+        "status": job_status_from_counts(counts, cancelled=job.cancelled).value,
+        "priority": job.priority,
+        "owner": job.owner,
+        "params": job.params,
+        "counts": counts,
+        "total": total,
+        "progress": (counts["done"] + counts["failed"] + counts["cancelled"]) / total
+        if total
+        else 0.0,
+        "created_at": job.created_at,
+    }
 
 
 def _item_rows(job: Job, batch: Sequence[NewItem], now: Any) -> list[dict[str, Any]]:
